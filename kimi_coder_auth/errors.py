@@ -300,3 +300,18 @@ class ServerError(APIError):
     """5xx from the Coding API; retried with backoff."""
 
     hint = "Kimi's service had a problem; retry later."
+
+
+# --------------------------------------------------------------------------- request building
+
+
+class ImageFetchError(KimiCoderError, ValueError):
+    """An image for a message could not be fetched, read or recognised, so nothing was sent."""
+
+    hint = (
+        "Pass the image as bytes, a local path or a data: URL, or use a reachable http(s) URL "
+        "that serves an image (png, jpeg, gif, webp) within the size limit."
+    )
+
+
+__all__.append("ImageFetchError")

@@ -1,9 +1,91 @@
-"""Placeholder command group; replaced by its owner."""
+"""`kimi-coder emulator`: run the local Kimi Coding API + OAuth emulator in the foreground."""
 
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+import threading
+
+__all__ = ["register", "run_emulator"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register this group's commands."""
+    """Register the `emulator` command."""
+    p = sub.add_parser(
+        "emulator",
+        help="run a local emulator of the Kimi Coding API and its OAuth server (for tests and demos)",
+        description=(
+            "Serve an emulator of the Kimi Coding API (/coding/v1) and its OAuth device login "
+            "(/api/oauth) on this machine until Ctrl-C. Point clients at it with the printed "
+            "KIMI_CODE_BASE_URL and KIMI_CODE_OAUTH_HOST."
+        ),
+    )
+    p.add_argument("--port", type=int, default=8765, help="TCP port (0 = any free port; default 8765)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--ua-gate", metavar="REGEX", default=None,
+        help="only accept chat requests whose User-Agent matches REGEX (403 otherwise), like the real service",
+    )
+    p.add_argument("--token-ttl", type=int, default=900, help="access-token lifetime in seconds (default 900)")
+    p.add_argument(
+        "--api-key", action="append", default=[], metavar="KEY",
+        help="a static API key the emulator always accepts (repeatable)",
+    )
+    p.add_argument(
+        "--device-interval", type=int, default=1,
+        help="polling interval the device login asks for, in seconds (default 1)",
+    )
+    p.set_defaults(handler=run_emulator)
+
+
+def run_emulator(args: argparse.Namespace, *, ready: threading.Event | None = None,
+                 stop: threading.Event | None = None) -> int:
+    """Start the emulator, print where it listens, and serve until Ctrl-C (or `stop` is set)."""
+    from ..emulator import Emulator
+
+    if args.ua_gate:
+        try:
+            re.compile(args.ua_gate)
+        except re.error as exc:
+            print(f"error: --ua-gate is not a valid regular expression ({exc}); fix the pattern and retry.",
+                  file=sys.stderr)
+            return 2
+    if args.token_ttl <= 0:
+        print("error: --token-ttl must be a positive number of seconds.", file=sys.stderr)
+        return 2
+    emu = Emulator(
+        access_token_ttl=args.token_ttl, ua_gate=args.ua_gate, host=args.host, port=args.port,
+        api_keys=args.api_key or None, device_interval=max(0, args.device_interval),
+    )
+    try:
+        emu.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+              "pick another --port (or --port 0 for any free port).", file=sys.stderr)
+        return 1
+    print("Kimi Coding API emulator running.")
+    print(f"  base URL:   {emu.base_url}")
+    print(f"  OAuth host: {emu.oauth_host}")
+    print("Use it with:")
+    print(f"  export KIMI_CODE_BASE_URL={emu.base_url}")
+    print(f"  export KIMI_CODE_OAUTH_HOST={emu.oauth_host}")
+    if args.api_key:
+        print(f"  static API keys accepted: {len(args.api_key)}")
+    if args.ua_gate:
+        print(f"  User-Agent gate: {args.ua_gate}")
+    print("Press Ctrl-C to stop.", flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        while True:
+            if stop is not None:
+                if stop.wait(0.2):
+                    break
+            else:
+                threading.Event().wait(0.5)
+    except KeyboardInterrupt:
+        print("\nEmulator stopped.", flush=True)
+    finally:
+        emu.stop()
+    return 0

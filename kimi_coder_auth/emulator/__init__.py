@@ -1,0 +1,51 @@
+"""A local emulator of the Kimi Coding API and its OAuth server (stdlib only).
+
+Usage in a test::
+
+    from kimi_coder_auth.emulator import Emulator, ScriptedResponder
+
+    with Emulator() as emu:                       # binds 127.0.0.1 on a free port
+        tok = emu.issue_token(ttl=900)            # {"access_token", "refresh_token", "expires_in", ...}
+        # point the client at it:
+        #   KIMI_CODE_BASE_URL=emu.base_url       ("http://127.0.0.1:PORT/coding/v1")
+        #   KIMI_CODE_OAUTH_HOST=emu.oauth_host   ("http://127.0.0.1:PORT")
+        ...
+        assert emu.counts["refresh"] == 1         # per-endpoint counters
+        emu.requests[-1].body                     # recorded requests (method, path, headers, body)
+
+Knobs:
+
+* ``Emulator(api_keys=["sk-kimi-test"])``: static keys that are always valid.
+* ``Emulator(ua_gate=r"^kimi-coder/")``: chat 403s (access_terminated_error) for other User-Agents.
+* ``Emulator(responder=ScriptedResponder([...]))``: canned turns (str, dict or ``Turn``); the
+  default ``DefaultResponder`` calls tools named in the prompt and answers from their results.
+* ``emu.script_device(["authorization_pending", "slow_down", "approve"])``: device-flow answers.
+* ``emu.inject("chat", status=429, headers={"Retry-After": "1"})``, ``inject("chat",
+  drop_after_chunks=3)``, ``inject("chat", sse_error={"error": {...}})``, ``inject("refresh",
+  delay=0.5)``; endpoints: chat, models, usages, refresh, device_token, device_authorization.
+* ``emu.expire_access_tokens()``, ``emu.revoke_refresh_tokens()``, ``emu.reset_counts()``.
+  Access tokens expire by ``kimi_coder_auth.clock.now()``, so a ``FakeClock`` can age them.
+
+Counters: chat, models, usages, device_authorization, device_token, refresh, refresh_rejected,
+unauthorized. Every response carries ``x-trace-id``.
+"""
+
+from __future__ import annotations
+
+from .models import DEFAULT_MODELS, default_models, model_entry
+from .responders import DefaultResponder, Responder, ScriptedResponder, Turn
+from .server import CLIENT_ID, Emulator, Fault, RecordedRequest
+
+__all__ = [
+    "CLIENT_ID",
+    "DEFAULT_MODELS",
+    "DefaultResponder",
+    "Emulator",
+    "Fault",
+    "RecordedRequest",
+    "Responder",
+    "ScriptedResponder",
+    "Turn",
+    "default_models",
+    "model_entry",
+]

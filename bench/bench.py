@@ -1,0 +1,633 @@
+"""kimi-coder benchmark: our adapters vs raw httpx + json.loads vs ChatOpenAI / OpenAILike.
+
+Everything runs against one loopback server in a subprocess (`bench/_server.py`, pre-serialised
+Kimi-style SSE with exactly N chunks, so the server costs ~nothing and every client reads the
+same bytes), in one run, and prints a markdown table with absolute times and ratios.
+
+    python bench/bench.py            # full run (a few minutes on 2 cores)
+    python bench/bench.py --quick    # tiny sizes, one repetition: a smoke run
+    python bench/bench.py --profile  # also cProfile our adapters' 2000-chunk streams
+
+Install the references with `pip install kimi-coder[bench]` (langchain-openai,
+llama-index-llms-openai-like). Rows whose client cannot be imported are shown as n/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MODEL = "kimi-for-coding"
+API_KEY = "sk-kimi-bench"
+perf = time.perf_counter
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each measurement is, and how many repetitions give the median."""
+
+    stream_chunks: int = 2000
+    ttft_runs: int = 200
+    ttft_chunks: int = 20
+    concurrency: int = 50
+    concurrent_chunks: int = 500
+    tool_frags: tuple[int, int] = (2000, 8000)
+    repeats: int = 7
+    async_repeats: int = 5
+    import_runs: int = 7
+
+
+FULL = Sizes()
+QUICK = Sizes(stream_chunks=40, ttft_runs=3, ttft_chunks=5, concurrency=3, concurrent_chunks=10,
+              tool_frags=(20, 80), repeats=1, async_repeats=1, import_runs=1)
+
+
+# ----------------------------------------------------------------------------- server
+
+
+@contextlib.contextmanager
+def loopback_server() -> Iterator[str]:
+    """Start bench/_server.py in a subprocess; yields its base URL."""
+    proc = subprocess.Popen([sys.executable, str(HERE / "_server.py")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().strip())
+        yield f"http://127.0.0.1:{port}/coding/v1"
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def prompt(kind: str, n: int) -> str:
+    """The user message that selects a stream on the bench server."""
+    return f"bench:{kind}:{n}"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `fn()` over `repeats` runs after `warmup` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = perf()
+        fn()
+        times.append(perf() - t0)
+    return statistics.median(times)
+
+
+def amedian_time(loop: asyncio.AbstractEventLoop, make: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `await make()` on one long-lived loop (clients stay warm)."""
+    for _ in range(warmup):
+        loop.run_until_complete(make())
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = perf()
+        loop.run_until_complete(make())
+        times.append(perf() - t0)
+    return statistics.median(times)
+
+
+def _check(count: int, expected: int, who: str) -> None:
+    if count < expected:
+        raise RuntimeError(f"{who} saw {count} chunks, expected at least {expected}")
+
+
+# ----------------------------------------------------------------------------- raw httpx
+
+
+class Raw:
+    """The baseline: httpx + json.loads over the same SSE stream (what any client must do)."""
+
+    def __init__(self, base_url: str) -> None:
+        import httpx
+
+        self.url = base_url + "/chat/completions"
+        self.headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+        self.client = httpx.Client(timeout=60)
+        self.aclient: Any = None
+        self._httpx = httpx
+
+    def _body(self, text: str) -> bytes:
+        return json.dumps({"model": MODEL, "messages": [{"role": "user", "content": text}],
+                           "stream": True, "stream_options": {"include_usage": True}}).encode()
+
+    def stream(self, text: str) -> int:
+        loads = json.loads
+        n = 0
+        with self.client.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
+            r.raise_for_status()
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    data = line[6:]
+                    if data == "[DONE]":
+                        break
+                    obj = loads(data)
+                    if obj["choices"]:
+                        delta = obj["choices"][0]["delta"]
+                        if delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls"):
+                            n += 1
+        return n
+
+    def ttft(self, text: str) -> float:
+        loads = json.loads
+        t0 = perf()
+        dt = -1.0
+        with self.client.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
+            lines = r.iter_lines()
+            for line in lines:
+                if line.startswith("data: ") and line[6:] != "[DONE]":
+                    delta = loads(line[6:])["choices"][0]["delta"]
+                    if delta.get("content") or delta.get("reasoning_content"):
+                        dt = perf() - t0
+                        break
+            for _ in lines:
+                pass
+        return dt
+
+    def tool(self, text: str) -> dict[str, Any]:
+        loads = json.loads
+        frags: list[str] = []
+        name = ""
+        with self.client.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    data = line[6:]
+                    if data == "[DONE]":
+                        break
+                    obj = loads(data)
+                    if obj["choices"]:
+                        for tc in obj["choices"][0]["delta"].get("tool_calls") or ():
+                            fn = tc.get("function") or {}
+                            name = fn.get("name") or name
+                            if fn.get("arguments"):
+                                frags.append(fn["arguments"])
+        return {"name": name, "args": loads("".join(frags))}
+
+    async def astream(self, text: str) -> int:
+        if self.aclient is None:
+            self.aclient = self._httpx.AsyncClient(timeout=60, limits=self._httpx.Limits(max_connections=200))
+        loads = json.loads
+        n = 0
+        async with self.aclient.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
+            r.raise_for_status()
+            async for line in r.aiter_lines():
+                if line.startswith("data: "):
+                    data = line[6:]
+                    if data == "[DONE]":
+                        break
+                    obj = loads(data)
+                    if obj["choices"]:
+                        delta = obj["choices"][0]["delta"]
+                        if delta.get("content") or delta.get("reasoning_content"):
+                            n += 1
+        return n
+
+
+# ----------------------------------------------------------------------------- LangChain clients
+
+
+def _lc_has_text(chunk: Any) -> bool:
+    return bool(chunk.content or chunk.additional_kwargs.get("reasoning_content"))
+
+
+class LC:
+    """A LangChain chat model (ours or ChatOpenAI) driven the way applications drive it."""
+
+    def __init__(self, model: Any) -> None:
+        from langchain_core.messages import HumanMessage
+
+        self.model = model
+        self._human = HumanMessage
+
+    def stream(self, text: str) -> int:
+        n = 0
+        for chunk in self.model.stream([self._human(text)]):
+            if _lc_has_text(chunk):
+                n += 1
+        return n
+
+    def ttft(self, text: str) -> float:
+        t0 = perf()
+        dt = -1.0
+        it = iter(self.model.stream([self._human(text)]))
+        for chunk in it:
+            if _lc_has_text(chunk):
+                dt = perf() - t0
+                break
+        for _ in it:
+            pass
+        return dt
+
+    def tool_stream_fold(self, text: str) -> dict[str, Any]:
+        """stream() + the standard chunk merge (`first + rest`), then the parsed tool call."""
+        chunks = list(self.model.stream([self._human(text)]))
+        full = chunks[0] + chunks[1:] if len(chunks) > 1 else chunks[0]
+        call = full.tool_calls[0]
+        return {"name": call["name"], "args": call["args"]}
+
+    def tool_invoke(self, text: str) -> dict[str, Any]:
+        """invoke() on a streaming model: the path a LangGraph agent node takes."""
+        msg = self.model.invoke([self._human(text)])
+        call = msg.tool_calls[0]
+        return {"name": call["name"], "args": call["args"]}
+
+    async def astream(self, text: str) -> int:
+        n = 0
+        async for chunk in self.model.astream([self._human(text)]):
+            if _lc_has_text(chunk):
+                n += 1
+        return n
+
+
+def make_ours_lc(base_url: str) -> LC:
+    from langchain_kimi_coder import ChatKimiCoder
+
+    return LC(ChatKimiCoder(model=MODEL, base_url=base_url, api_key=API_KEY, max_retries=0, timeout=60))
+
+
+def make_ours_lc_streaming(base_url: str) -> LC | None:
+    """ChatKimiCoder with `streaming=True`, so invoke() streams (None when unsupported)."""
+    from langchain_kimi_coder import ChatKimiCoder
+
+    if "streaming" not in ChatKimiCoder.model_fields:
+        return None
+    return LC(ChatKimiCoder(model=MODEL, base_url=base_url, api_key=API_KEY, max_retries=0, timeout=60,
+                            streaming=True))
+
+
+def make_chatopenai(base_url: str, *, streaming: bool = False) -> LC:
+    from langchain_openai import ChatOpenAI
+
+    return LC(ChatOpenAI(model=MODEL, base_url=base_url, api_key=API_KEY, max_retries=0, timeout=60,
+                         streaming=streaming))
+
+
+# ----------------------------------------------------------------------------- LlamaIndex clients
+
+
+class LI:
+    """A LlamaIndex LLM (ours or OpenAILike)."""
+
+    def __init__(self, llm: Any) -> None:
+        from llama_index.core.llms import ChatMessage
+
+        self.llm = llm
+        self._msg = ChatMessage
+
+    def _has_text(self, r: Any) -> bool:
+        return bool(r.delta or r.additional_kwargs.get("thinking_delta"))
+
+    def stream(self, text: str) -> int:
+        n = 0
+        for r in self.llm.stream_chat([self._msg(role="user", content=text)]):
+            if self._has_text(r):
+                n += 1
+        return n
+
+    def ttft(self, text: str) -> float:
+        t0 = perf()
+        dt = -1.0
+        it = iter(self.llm.stream_chat([self._msg(role="user", content=text)]))
+        for r in it:
+            if self._has_text(r):
+                dt = perf() - t0
+                break
+        for _ in it:
+            pass
+        return dt
+
+    async def astream(self, text: str) -> int:
+        n = 0
+        gen = await self.llm.astream_chat([self._msg(role="user", content=text)])
+        async for r in gen:
+            if self._has_text(r):
+                n += 1
+        return n
+
+
+def make_ours_li(base_url: str) -> LI:
+    from llama_index_kimi_coder import KimiCoderLLM
+
+    return LI(KimiCoderLLM(model=MODEL, base_url=base_url, api_key=API_KEY, max_retries=0, timeout=60))
+
+
+def make_openailike(base_url: str) -> LI:
+    from llama_index.llms.openai_like import OpenAILike
+
+    return LI(OpenAILike(model=MODEL, api_base=base_url, api_key=API_KEY, is_chat_model=True,
+                         is_function_calling_model=True, context_window=262144, max_retries=0, timeout=60))
+
+
+# ----------------------------------------------------------------------------- import timing
+
+_IMPORT_PROBE = r"""
+import json, sys, time
+def rss():
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == 'darwin' else r * 1024
+before = rss()
+t0 = time.perf_counter()
+exec(sys.argv[1])
+dt = time.perf_counter() - t0
+print(json.dumps({"t": dt, "rss": rss(), "rss_before": before}))
+"""
+
+
+def import_probe(statement: str) -> dict[str, float]:
+    """Import `statement` in a fresh interpreter; its import time and RSS after import."""
+    out = subprocess.run([sys.executable, "-c", _IMPORT_PROBE, statement], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "import failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare_imports(ours: str, base: str, runs: int) -> dict[str, float]:
+    """Interleaved fresh-process imports (after one warm-up each, so .pyc files exist); medians."""
+    import_probe(ours)
+    import_probe(base)
+    o: list[dict[str, float]] = []
+    b: list[dict[str, float]] = []
+    for _ in range(runs):
+        o.append(import_probe(ours))
+        b.append(import_probe(base))
+    return {
+        "ours_t": statistics.median(x["t"] for x in o), "base_t": statistics.median(x["t"] for x in b),
+        "ours_rss": statistics.median(x["rss"] for x in o), "base_rss": statistics.median(x["rss"] for x in b),
+    }
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+@dataclass
+class Row:
+    """One measurement: our time vs the raw baseline (and a reference library when measured)."""
+
+    name: str
+    ours: float | None
+    raw: float | None
+    ref: float | None = None
+    ref_name: str = ""
+    unit: str = "ms"
+    target: str = ""
+    ok: bool | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fmt_t(v: float | None, unit: str = "ms") -> str:
+    if v is None:
+        return "n/a"
+    if unit == "ms":
+        return f"{v * 1e3:.2f} ms" if v < 1 else f"{v:.3f} s"
+    if unit == "MiB":
+        return f"{v / 2**20:.1f} MiB"
+    return f"{v:.3g}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or b is None or b <= 0 else f"{a / b:.2f}x"
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| measurement | ours | raw / baseline | ours ÷ raw | reference | ref ÷ raw | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ref = f"{fmt_t(r.ref, r.unit)} ({r.ref_name})" if r.ref_name else "–"
+        met = "n/a" if r.ok is None else ("yes" if r.ok else "**no**")
+        note = f" {r.note}" if r.note else ""
+        lines.append(
+            f"| {r.name} | {fmt_t(r.ours, r.unit)} | {fmt_t(r.raw, r.unit)} | {ratio(r.ours, r.raw)} | "
+            f"{ref} | {ratio(r.ref, r.raw) if r.ref_name else '–'} | {r.target}{note} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def _try(label: str, fn: Callable[[], Any], errors: list[str]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:  # a missing/broken client becomes an n/a cell, not a crash
+        errors.append(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return None
+
+
+def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: bool = True,
+        imports: bool = True, references: bool = True) -> tuple[list[Row], list[str], str]:
+    """Measure everything against one loopback server; returns (rows, errors, profile text)."""
+    rows: list[Row] = []
+    errors: list[str] = []
+    prof_text = ""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    with loopback_server() as base_url:
+        raw = Raw(base_url)
+        n = sizes.stream_chunks
+        big = prompt("content", n)
+        raw_sync = median_time(lambda: _check(raw.stream(big), n, "raw"), sizes.repeats)
+        raw_ttft = statistics.median(raw.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(sizes.ttft_runs))
+        k, m = sizes.concurrency, sizes.concurrent_chunks
+        conc = prompt("content", m)
+
+        async def raw_conc() -> None:
+            counts = await asyncio.gather(*(raw.astream(conc) for _ in range(k)))
+            _check(min(counts), m, "raw async")
+
+        raw_async = amedian_time(loop, raw_conc, sizes.async_repeats)
+
+        def stream_rows(prefix: str, ours: Any, ref: Any, ref_name: str, ref_claim: str, sync_label: str,
+                        async_label: str) -> None:
+            o_sync = _try(f"{prefix} stream", lambda: median_time(lambda: _check(ours.stream(big), n, prefix), sizes.repeats), errors) if ours else None
+            r_sync = _try(f"{ref_name} stream", lambda: median_time(lambda: _check(ref.stream(big), n, ref_name), sizes.repeats), errors) if ref else None
+            rows.append(Row(f"{sync_label}: {n}-chunk stream", o_sync, raw_sync, r_sync, ref_name,
+                            target=f"<= 5x raw ({ref_name} ~{ref_claim})",
+                            ok=None if o_sync is None else o_sync <= 5 * raw_sync))
+            if prefix == "LangChain":
+                o_ttft = _try(f"{prefix} ttft", lambda: statistics.median(ours.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(sizes.ttft_runs)), errors) if ours else None
+                r_ttft = _try(f"{ref_name} ttft", lambda: statistics.median(ref.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(sizes.ttft_runs)), errors) if ref else None
+                rows.append(Row(f"{sync_label}: time to first token (warm)", o_ttft, raw_ttft, r_ttft, ref_name,
+                                target="ours - raw <= 0.3 ms",
+                                ok=None if o_ttft is None else (o_ttft - raw_ttft) <= 0.3e-3,
+                                note="" if o_ttft is None else f"(diff {(o_ttft - raw_ttft) * 1e3:+.3f} ms)"))
+
+            def conc_of(client: Any, who: str) -> Callable[[], Any]:
+                async def go() -> None:
+                    counts = await asyncio.gather(*(client.astream(conc) for _ in range(k)))
+                    _check(min(counts), m, who)
+                return go
+
+            o_async = _try(f"{prefix} async", lambda: amedian_time(loop, conc_of(ours, prefix), sizes.async_repeats), errors) if ours else None
+            r_async = _try(f"{ref_name} async", lambda: amedian_time(loop, conc_of(ref, ref_name), sizes.async_repeats), errors) if ref else None
+            rows.append(Row(f"{async_label}: {k} concurrent x {m} chunks", o_async, raw_async, r_async, ref_name,
+                            target="<= 6x raw async", ok=None if o_async is None else o_async <= 6 * raw_async))
+
+        # ---------------- LangChain
+        if langchain:
+            ours_lc = _try("ChatKimiCoder", lambda: make_ours_lc(base_url), errors)
+            ref_lc = _try("ChatOpenAI", lambda: make_chatopenai(base_url), errors) if references else None
+            stream_rows("LangChain", ours_lc, ref_lc, "ChatOpenAI", "30x", "ChatKimiCoder.stream",
+                        "ChatKimiCoder.astream")
+            # tool-call assembly: linear scaling
+            small, large = sizes.tool_frags
+            raw_tool = {f: median_time(lambda f=f: raw.tool(prompt("tool", f)), sizes.repeats) for f in (small, large)}
+            variants: list[tuple[str, Any, str]] = []
+            if ours_lc:
+                variants.append(("ChatKimiCoder.stream + chunk merge", ours_lc, "tool_stream_fold"))
+                ours_streaming = _try("ChatKimiCoder(streaming=True)", lambda: make_ours_lc_streaming(base_url), errors)
+                if ours_streaming:
+                    variants.append(("ChatKimiCoder(streaming=True).invoke", ours_streaming, "tool_invoke"))
+            if ref_lc:
+                variants.append(("ChatOpenAI.stream + chunk merge (reference)", ref_lc, "tool_stream_fold"))
+            for label, client, method in variants:
+                fn = getattr(client, method)
+                times = {}
+                for f in (small, large):
+                    res = _try(f"{label} {f}", lambda fn=fn, f=f: median_time(lambda: fn(prompt("tool", f)), sizes.repeats), errors)
+                    times[f] = res
+                if times[small] is None or times[large] is None:
+                    continue
+                scale = times[large] / times[small]
+                raw_scale = raw_tool[large] / raw_tool[small]
+                is_ref = "reference" in label
+                rows.append(Row(
+                    f"{label}: tool call of {small} vs {large} fragments", times[large], raw_tool[large],
+                    unit="ms", target=f"linear: {large}/{small} = {large // small}x the time",
+                    ok=None if is_ref else scale <= (large / small) * 1.35,
+                    note=f"(ours {small}: {fmt_t(times[small])}, scaling {scale:.2f}x; raw {raw_scale:.2f}x)",
+                ))
+
+        # ---------------- LlamaIndex
+        if llama:
+            ours_li = _try("KimiCoderLLM", lambda: make_ours_li(base_url), errors)
+            ref_li = _try("OpenAILike", lambda: make_openailike(base_url), errors) if references else None
+            stream_rows("LlamaIndex", ours_li, ref_li, "OpenAILike", "33x", "KimiCoderLLM.stream_chat",
+                        "KimiCoderLLM.astream_chat")
+
+        if profile:
+            prof_text = profile_ours(base_url, n, errors, langchain=langchain, llama=llama)
+    loop.close()
+
+    # ---------------- imports (fresh processes)
+    if imports:
+        if langchain:
+            res = _try("import LangChain", lambda: compare_imports(
+                "from langchain_kimi_coder import ChatKimiCoder",
+                "from langchain_core.language_models import BaseChatModel", sizes.import_runs), errors)
+            if res:
+                rows.append(Row("import ChatKimiCoder vs langchain_core BaseChatModel", res["ours_t"], res["base_t"],
+                                target="within 15%", ok=res["ours_t"] <= 1.15 * res["base_t"]))
+                d = res["ours_rss"] - res["base_rss"]
+                rows.append(Row("RSS after import ChatKimiCoder vs BaseChatModel", res["ours_rss"], res["base_rss"],
+                                unit="MiB", target="within 10 MiB", ok=d <= 10 * 2**20,
+                                note=f"(diff {d / 2**20:+.1f} MiB)"))
+        if llama:
+            res = _try("import LlamaIndex", lambda: compare_imports(
+                "from llama_index_kimi_coder import KimiCoderLLM",
+                "from llama_index.core.llms.function_calling import FunctionCallingLLM", sizes.import_runs), errors)
+            if res:
+                rows.append(Row("import KimiCoderLLM vs llama_index FunctionCallingLLM", res["ours_t"], res["base_t"],
+                                target="within 15%", ok=res["ours_t"] <= 1.15 * res["base_t"]))
+                d = res["ours_rss"] - res["base_rss"]
+                rows.append(Row("RSS after import KimiCoderLLM vs FunctionCallingLLM", res["ours_rss"], res["base_rss"],
+                                unit="MiB", target="(info)", note=f"(diff {d / 2**20:+.1f} MiB)"))
+    return rows, errors, prof_text
+
+
+def profile_ours(base_url: str, n: int, errors: list[str], *, langchain: bool, llama: bool) -> str:
+    """cProfile our adapters consuming an n-chunk stream; top functions by own time."""
+    out = io.StringIO()
+    targets: list[tuple[str, Callable[[], Any]]] = []
+    if langchain:
+        lc = _try("profile ChatKimiCoder", lambda: make_ours_lc(base_url), errors)
+        if lc:
+            targets.append(("ChatKimiCoder.stream", lambda: lc.stream(prompt("content", n))))
+    if llama:
+        li = _try("profile KimiCoderLLM", lambda: make_ours_li(base_url), errors)
+        if li:
+            targets.append(("KimiCoderLLM.stream_chat", lambda: li.stream(prompt("content", n))))
+    for label, fn in targets:
+        fn()
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(3):
+            fn()
+        prof.disable()
+        out.write(f"\n### {label}: 3 x {n}-chunk stream, top 25 by own time\n\n```\n")
+        stats = pstats.Stats(prof, stream=out)
+        stats.sort_stats("tottime").print_stats(25)
+        out.write("```\n")
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repetition (smoke run)")
+    parser.add_argument("--profile", action="store_true", help="cProfile our adapters' streams")
+    parser.add_argument("--no-llama", action="store_true", help="skip the LlamaIndex rows")
+    parser.add_argument("--no-langchain", action="store_true", help="skip the LangChain rows")
+    parser.add_argument("--no-imports", action="store_true", help="skip the fresh-process import rows")
+    parser.add_argument("--no-references", action="store_true", help="skip ChatOpenAI / OpenAILike")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    t0 = perf()
+    rows, errors, prof = run(sizes, profile=args.profile, llama=not args.no_llama,
+                             langchain=not args.no_langchain, imports=not args.no_imports,
+                             references=not args.no_references)
+    import platform
+
+    print(f"kimi-coder bench ({'quick' if args.quick else 'full'}), Python {platform.python_version()}, "
+          f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, {perf() - t0:.1f} s\n")
+    print(table(rows))
+    if errors:
+        print("\nNot measured:")
+        for e in errors:
+            print(f"- {e}")
+    if prof:
+        print(prof)
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""Model catalogue: what each Kimi Coding model supports (context, thinking, efforts, inputs).
+
+Built-in entries are a fallback for offline use; a live ``GET /models`` entry always wins because
+the server is the only authority on context sizes and thinking modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "DEFAULT_CONTEXT_LENGTH",
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "DEFAULT_MODEL",
+    "ModelInfo",
+    "ThinkingSupport",
+    "get_model_info",
+    "model_info_from_api",
+]
+
+ThinkingSupport = Literal["only", "both", "no"]
+
+DEFAULT_MODEL = "kimi-for-coding"
+DEFAULT_CONTEXT_LENGTH = 262144
+#: The server declares no output limit; 32768 is the value every known client uses.
+DEFAULT_MAX_OUTPUT_TOKENS = 32768
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """Capabilities of one model id.
+
+    ``thinking``: ``"only"`` = always thinks (never send ``disabled``), ``"both"`` = toggleable,
+    ``"no"`` = never thinks. ``known`` is False for a conservative guess about an unknown id.
+    """
+
+    id: str
+    display_name: str
+    context_length: int = DEFAULT_CONTEXT_LENGTH
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
+    thinking: ThinkingSupport = "both"
+    efforts: tuple[str, ...] = ()
+    default_effort: str | None = None
+    supports_image_in: bool = True
+    supports_video_in: bool = False
+    supports_tool_use: bool = True
+    known: bool = True
+
+    @property
+    def can_disable_thinking(self) -> bool:
+        """True when ``thinking: {"type": "disabled"}`` is accepted."""
+        return self.thinking != "only"
+
+    @property
+    def can_think(self) -> bool:
+        """True when the model produces reasoning (``"only"`` or ``"both"``)."""
+        return self.thinking != "no"
+
+
+def _builtin(*infos: ModelInfo) -> dict[str, ModelInfo]:
+    return {i.id: i for i in infos}
+
+
+BUILTIN_MODELS: Mapping[str, ModelInfo] = _builtin(
+    # kimi-cli treats kimi-for-coding as toggleable; newer servers may say "only" via /models.
+    ModelInfo("kimi-for-coding", "Kimi For Coding", 262144, 32768, "both"),
+    ModelInfo("kimi-for-coding-highspeed", "Kimi For Coding (high speed)", 262144, 32768, "both"),
+    ModelInfo(
+        "k3", "K3", 1048576, 32768, "only", ("low", "high", "max"), "max", supports_video_in=True
+    ),
+    ModelInfo(
+        "k3-256k", "K3 (256k)", 262144, 32768, "only", ("low", "high", "max"), "max",
+        supports_video_in=True,
+    ),
+    ModelInfo("kimi-k2.6", "Kimi K2.6", 262144, 32768, "both"),
+    ModelInfo("kimi-k2-thinking", "Kimi K2 Thinking", 262144, 32768, "only"),
+)
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    return value if isinstance(value, bool) else default
+
+
+def _as_pos_int(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) > 0:
+        return int(value)
+    return default
+
+
+def model_info_from_api(entry: Mapping[str, Any]) -> ModelInfo:
+    """Parse one ``GET /models`` entry; missing fields fall back to the built-in entry or defaults.
+
+    ``supports_thinking_type`` overrides the legacy ``supports_reasoning``; ``think_efforts`` is
+    used only when its ``support`` is true. Raises ``ValueError`` for an entry without an id.
+    """
+    model_id = entry.get("id")
+    if not isinstance(model_id, str) or not model_id:
+        raise ValueError(f"A /models entry has no usable 'id' (keys: {sorted(entry)}); skip it.")
+    base = BUILTIN_MODELS.get(model_id)
+
+    thinking: ThinkingSupport
+    stt = entry.get("supports_thinking_type")
+    if stt in ("only", "both", "no"):
+        thinking = stt
+    elif isinstance(entry.get("supports_reasoning"), bool):
+        if entry["supports_reasoning"]:
+            # Legacy flag: reasoning supported; assume an always-thinking id only by name.
+            thinking = base.thinking if base else ("only" if "thinking" in model_id else "both")
+        else:
+            thinking = "no"
+    else:
+        thinking = base.thinking if base else "both"
+
+    efforts: tuple[str, ...] = ()
+    default_effort: str | None = None
+    te = entry.get("think_efforts")
+    if isinstance(te, Mapping) and te.get("support") is True:
+        valid = te.get("valid_efforts")
+        if isinstance(valid, list):
+            efforts = tuple(e for e in valid if isinstance(e, str) and e)
+        de = te.get("default_effort")
+        if isinstance(de, str) and de in efforts:
+            default_effort = de
+    elif "think_efforts" not in entry and base is not None:
+        efforts, default_effort = base.efforts, base.default_effort
+
+    display = entry.get("display_name")
+    max_out = (
+        entry.get("max_output_tokens")
+        or entry.get("max_completion_tokens")
+        or entry.get("max_tokens")
+    )
+    return ModelInfo(
+        id=model_id,
+        display_name=display if isinstance(display, str) and display else (
+            base.display_name if base else model_id
+        ),
+        context_length=_as_pos_int(
+            entry.get("context_length"), base.context_length if base else DEFAULT_CONTEXT_LENGTH
+        ),
+        max_output_tokens=_as_pos_int(
+            max_out, base.max_output_tokens if base else DEFAULT_MAX_OUTPUT_TOKENS
+        ),
+        thinking=thinking,
+        efforts=efforts,
+        default_effort=default_effort,
+        supports_image_in=_as_bool(
+            entry.get("supports_image_in"), base.supports_image_in if base else True
+        ),
+        supports_video_in=_as_bool(
+            entry.get("supports_video_in"), base.supports_video_in if base else False
+        ),
+        supports_tool_use=_as_bool(entry.get("supports_tool_use"), True),
+        known=True,
+    )
+
+
+def get_model_info(model_id: str, live: Iterable[Mapping[str, Any]] | None = None) -> ModelInfo:
+    """Capabilities of ``model_id``: the live ``/models`` entry wins, then the built-in table,
+    then a conservative default (thinking ``"both"``, 262144/32768) with ``known=False``."""
+    if live:
+        for entry in live:
+            if isinstance(entry, Mapping) and entry.get("id") == model_id:
+                try:
+                    return model_info_from_api(entry)
+                except ValueError:
+                    break
+    info = BUILTIN_MODELS.get(model_id)
+    if info is not None:
+        return info
+    return replace(
+        ModelInfo(id=model_id, display_name=model_id), known=False
+    )

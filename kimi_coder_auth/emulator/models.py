@@ -1,0 +1,57 @@
+"""The emulator's default model catalogue, in the Moonshot `/models` shape."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["DEFAULT_MODELS", "default_models", "model_entry"]
+
+
+def model_entry(
+    model_id: str,
+    context_length: int,
+    thinking: str,
+    *,
+    display_name: str | None = None,
+    efforts: list[str] | None = None,
+    default_effort: str | None = None,
+    image: bool = True,
+    video: bool = False,
+    tool_use: bool = True,
+) -> dict[str, Any]:
+    """Build one `/models` entry (`thinking` is "only", "both" or "no")."""
+    return {
+        "id": model_id,
+        "object": "model",
+        "type": "model",
+        "display_name": display_name or model_id,
+        "context_length": context_length,
+        "supports_reasoning": thinking != "no",
+        "supports_thinking_type": thinking,
+        "think_efforts": (
+            {"support": True, "valid_efforts": list(efforts), "default_effort": default_effort or efforts[-1]}
+            if efforts
+            else None
+        ),
+        "supports_image_in": image,
+        "supports_video_in": video,
+        "supports_tool_use": tool_use,
+    }
+
+
+DEFAULT_MODELS: list[dict[str, Any]] = [
+    model_entry("kimi-for-coding", 262144, "both", display_name="Kimi For Coding"),
+    model_entry("kimi-for-coding-highspeed", 262144, "both", display_name="Kimi For Coding (highspeed)"),
+    model_entry(
+        "k3", 1048576, "only", display_name="K3", efforts=["low", "high", "max"],
+        default_effort="max", video=True,
+    ),
+    model_entry("kimi-k2.6", 262144, "both", display_name="Kimi K2.6"),
+    model_entry("kimi-k2-thinking", 262144, "only", display_name="Kimi K2 Thinking", image=False),
+]
+
+
+def default_models() -> list[dict[str, Any]]:
+    """A fresh deep copy of the default catalogue (safe to mutate)."""
+    return copy.deepcopy(DEFAULT_MODELS)

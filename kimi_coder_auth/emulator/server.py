@@ -1,0 +1,834 @@
+"""The emulator's HTTP server: OAuth device flow + refresh rotation, and the Coding API.
+
+Stdlib only (`http.server.ThreadingHTTPServer`, HTTP/1.1 keep-alive). Responses are written as
+raw bytes; a streamed answer is pre-serialised and sent with one `sendall` unless delays are
+injected, so thousands of chunks cost almost nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .. import clock
+from .models import default_models
+from .responders import DefaultResponder, Responder, Turn
+from .validation import RequestRejected, validate_chat
+
+__all__ = ["CLIENT_ID", "Emulator", "Fault", "RecordedRequest"]
+
+CLIENT_ID = "17e5f671-d194-4dfb-9706-5516cb48c098"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+INVALID_TOKEN_MESSAGE = (
+    "The API Key appears to be invalid or may have expired. Please verify your credentials and try again."
+)
+UA_GATE_MESSAGE = (
+    "Kimi For Coding is currently only available for Coding Agents such as Kimi CLI, Claude Code, "
+    "Roo Code, Kilo Code, etc."
+)
+ENDPOINTS = ("chat", "models", "usages", "refresh", "device_token", "device_authorization")
+DEVICE_STEPS = ("authorization_pending", "slow_down", "access_denied", "expired_token", "approve")
+_DEVICE_DESCRIPTIONS = {
+    "authorization_pending": "The authorization request is still pending.",
+    "slow_down": "Polling too frequently; increase the interval by 5 seconds.",
+    "access_denied": "The user denied the authorization request.",
+    "expired_token": "The device code has expired; request a new one.",
+}
+_REASONS = {
+    200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
+    413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+}
+_DEFAULT_FAULT_BODIES = {
+    400: ("Invalid request", "invalid_request_error"),
+    401: (INVALID_TOKEN_MESSAGE, "invalid_authentication_error"),
+    402: ("Membership expired, please renew your plan", "membership_expired_error"),
+    403: (UA_GATE_MESSAGE, "access_terminated_error"),
+    429: (
+        "We're receiving too many requests at the moment. Please wait a moment and try again.",
+        "rate_limit_reached_error",
+    ),
+    500: ("Internal server error", "server_error"),
+    502: ("Bad gateway", "server_error"),
+    503: ("The engine is currently overloaded, please try again later", "engine_overloaded_error"),
+}
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the emulator saw it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    query: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    """An injected fault for the next `times` requests to one endpoint (None = forever)."""
+
+    status: int | None = None
+    body: Any = None
+    headers: dict[str, str] | None = None
+    drop_after_chunks: int | None = None
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    sse_error: dict[str, Any] | None = None
+    sse_error_after: int = 1
+    times: int | None = 1
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    emulator: Emulator
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.emulator._track(request, add=True)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        self.emulator._track(request, add=False)
+        super().shutdown_request(request)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kimi-coder-emulator"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+    def do_GET(self) -> None:
+        self.server.emulator._dispatch(self)
+
+    def do_POST(self) -> None:
+        self.server.emulator._dispatch(self)
+
+    do_PUT = do_DELETE = do_PATCH = do_POST
+
+
+def _json(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _error_body(message: str, err_type: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": err_type}}
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class Emulator:
+    """A local Kimi Coding API + OAuth server on 127.0.0.1 for tests and demos.
+
+    Strict like the real service (documented 400s, 401 on expired tokens, rotating refresh
+    tokens), countable (`counts`, `requests`) and scriptable (`script_device`, `inject`).
+    """
+
+    def __init__(
+        self,
+        *,
+        responder: Responder | None = None,
+        access_token_ttl: int = 900,
+        ua_gate: str | None = None,
+        models: list[dict[str, Any]] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_keys: list[str] | tuple[str, ...] | None = None,
+        device_interval: int = 5,
+        device_expires_in: int = 600,
+        chunk_delay: float = 0.0,
+        record_requests: bool = True,
+    ) -> None:
+        self.responder: Responder = responder or DefaultResponder()
+        self.access_token_ttl = int(access_token_ttl)
+        self.ua_gate = re.compile(ua_gate) if ua_gate else None
+        self.models: list[dict[str, Any]] = models if models is not None else default_models()
+        self.host = host
+        self.port = port
+        self.api_keys: set[str] = set(api_keys or ())
+        self.device_interval = device_interval
+        self.device_expires_in = device_expires_in
+        self.chunk_delay = chunk_delay
+        self.record_requests = record_requests
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.RLock()
+        self._access: dict[str, float] = {}  # token -> expires_at (clock.now() epoch)
+        self._refresh: set[str] = set()
+        self._used_refresh: set[str] = set()
+        self._devices: dict[str, dict[str, Any]] = {}
+        self._device_script: collections.deque[str] = collections.deque()
+        self._faults: dict[str, list[Fault]] = {e: [] for e in ENDPOINTS}
+        self._call_seq = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set[Any] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Emulator:
+        """Bind and serve in a background thread; returns self."""
+        if self._server is not None:
+            return self
+        server = _Server((self.host, self.port), _Handler)
+        server.emulator = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="kimi-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def serve_forever(self) -> None:
+        """Run in the foreground until KeyboardInterrupt (the CLI command)."""
+        self.start()
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _track(self, conn: Any, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._conns.add(conn)
+            else:
+                self._conns.discard(conn)
+
+    @property
+    def oauth_host(self) -> str:
+        """OAuth host URL (`KIMI_CODE_OAUTH_HOST`)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """Coding API base URL (`KIMI_CODE_BASE_URL`)."""
+        return f"{self.oauth_host}/coding/v1"
+
+    # ------------------------------------------------------------------ test controls
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.counts[key] += 1
+
+    def reset_counts(self) -> None:
+        """Zero every counter and forget recorded requests."""
+        with self._lock:
+            self.counts.clear()
+            self.requests.clear()
+
+    def issue_token(self, ttl: int | None = None) -> dict[str, Any]:
+        """Mint a valid token response (access + refresh pair), as the token endpoint returns it."""
+        ttl = self.access_token_ttl if ttl is None else int(ttl)
+        access = "emu-at-" + secrets.token_urlsafe(24)
+        refresh = "emu-rt-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._access[access] = clock.now() + ttl
+            self._refresh.add(refresh)
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": ttl,
+            "scope": "kimi-code",
+            "token_type": "Bearer",
+        }
+
+    def is_access_valid(self, token: str) -> bool:
+        """Whether the API would accept `token` now (static keys always)."""
+        with self._lock:
+            if token in self.api_keys:
+                return True
+            exp = self._access.get(token)
+        return exp is not None and clock.now() < exp
+
+    def is_refresh_valid(self, token: str) -> bool:
+        """Whether a refresh with `token` would succeed."""
+        with self._lock:
+            return token in self._refresh
+
+    def expire_access_tokens(self) -> None:
+        """Make every issued access token invalid (the 401 path) without touching the clock."""
+        with self._lock:
+            for tok in self._access:
+                self._access[tok] = float("-inf")
+
+    def revoke_refresh_tokens(self) -> None:
+        """Invalidate every refresh token (the next refresh gets invalid_grant)."""
+        with self._lock:
+            self._used_refresh |= self._refresh
+            self._refresh.clear()
+
+    def script_device(self, steps: list[str]) -> None:
+        """Queue answers for the next device-code polls (any device code); when the queue is
+        empty, polls are approved. Steps: authorization_pending, slow_down, access_denied,
+        expired_token, approve."""
+        for step in steps:
+            if step not in DEVICE_STEPS:
+                raise ValueError(f"unknown device step {step!r}; use one of {', '.join(DEVICE_STEPS)}")
+        with self._lock:
+            self._device_script = collections.deque(steps)
+
+    def inject(
+        self,
+        endpoint: str,
+        *,
+        status: int | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        drop_after_chunks: int | None = None,
+        delay: float = 0.0,
+        times: int | None = 1,
+        chunk_delay: float = 0.0,
+        sse_error: dict[str, Any] | None = None,
+        sse_error_after: int = 1,
+    ) -> None:
+        """Queue a fault for the next `times` requests to `endpoint` (None = every request).
+
+        `status`: answer with that status (default error body per status, or `body`);
+        `delay`: real seconds to wait before answering; `drop_after_chunks`: close the
+        connection after N stream events (non-stream: without any response);
+        `sse_error`: send `data: <sse_error>` after `sse_error_after` events and end the stream;
+        `chunk_delay`: real seconds between stream events.
+        """
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; use one of {', '.join(ENDPOINTS)}")
+        fault = Fault(
+            status=status, body=body, headers=headers, drop_after_chunks=drop_after_chunks,
+            delay=delay, chunk_delay=chunk_delay, sse_error=sse_error, sse_error_after=sse_error_after,
+            times=times,
+        )
+        with self._lock:
+            self._faults[endpoint].append(fault)
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault."""
+        with self._lock:
+            for lst in self._faults.values():
+                lst.clear()
+
+    def _take_fault(self, endpoint: str) -> Fault | None:
+        with self._lock:
+            queue = self._faults[endpoint]
+            if not queue:
+                return None
+            fault = queue[0]
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    queue.pop(0)
+            return fault
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    def _dispatch(self, h: _Handler) -> None:
+        trace_id = secrets.token_hex(8)
+        try:
+            raw = self._read_body(h)
+            parsed = urllib.parse.urlsplit(h.path)
+            path = parsed.path.rstrip("/") or "/"
+            headers = {k.lower(): v for k, v in h.headers.items()}
+            body: Any = None
+            if raw:
+                ctype = headers.get("content-type", "")
+                if "application/x-www-form-urlencoded" in ctype:
+                    body = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+                else:
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        body = raw.decode("utf-8", "replace")
+            if self.record_requests:
+                rec = RecordedRequest(
+                    h.command, path, headers, body,
+                    {k: v[0] for k, v in urllib.parse.parse_qs(parsed.query).items()},
+                )
+                with self._lock:
+                    self.requests.append(rec)
+            route = (h.command, path)
+            if route == ("POST", "/api/oauth/device_authorization"):
+                self._device_authorization(h, body, trace_id)
+            elif route == ("POST", "/api/oauth/token"):
+                self._token(h, body, trace_id)
+            elif route == ("GET", "/coding/v1/models"):
+                self._api_get(h, headers, trace_id, "models")
+            elif route == ("GET", "/coding/v1/usages"):
+                self._api_get(h, headers, trace_id, "usages")
+            elif route == ("POST", "/coding/v1/chat/completions"):
+                self._chat(h, headers, body, raw, trace_id)
+            elif path in ("/api/oauth/device_authorization", "/api/oauth/token", "/coding/v1/models",
+                          "/coding/v1/usages", "/coding/v1/chat/completions"):
+                self._send_json(h, 405, _error_body(f"Method {h.command} not allowed on {path}", "invalid_request_error"), trace_id)
+            elif h.command == "GET" and path == "/verify":
+                self._send(h, 200, b"<html><body>Emulated Kimi login: approved automatically.</body></html>",
+                           trace_id, content_type="text/html; charset=utf-8")
+            else:
+                self._send_json(h, 404, _error_body(f"Not found: {path}", "resource_not_found_error"), trace_id)
+        except _Disconnected:
+            h.close_connection = True
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            h.close_connection = True
+
+    @staticmethod
+    def _read_body(h: _Handler) -> bytes:
+        te = h.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            out = bytearray()
+            while True:
+                line = h.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while h.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                out += h.rfile.read(size)
+                h.rfile.readline(65537)
+        length = int(h.headers.get("Content-Length") or 0)
+        return h.rfile.read(length) if length > 0 else b""
+
+    @staticmethod
+    def _head(status: int, headers: list[tuple[str, str]], trace_id: str) -> bytes:
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"x-trace-id: {trace_id}",
+                 f"x-request-id: {trace_id}"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _send(
+        self, h: _Handler, status: int, payload: bytes, trace_id: str, *,
+        content_type: str = "application/json", extra: dict[str, str] | None = None,
+    ) -> None:
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
+        if extra:
+            headers += [(k, str(v)) for k, v in extra.items()]
+        if h.close_connection:
+            headers.append(("Connection", "close"))
+        h.wfile.write(self._head(status, headers, trace_id) + payload)
+
+    def _send_json(self, h: _Handler, status: int, obj: Any, trace_id: str, extra: dict[str, str] | None = None) -> None:
+        self._send(h, status, _json(obj), trace_id, extra=extra)
+
+    def _apply_fault(self, h: _Handler, fault: Fault | None, trace_id: str, *, oauth: bool = False) -> bool:
+        """Delay and/or answer with the injected status. True = the request is fully answered."""
+        if fault is None:
+            return False
+        if fault.delay > 0:
+            time.sleep(fault.delay)
+        if fault.status is not None:
+            body = fault.body
+            if body is None:
+                if oauth:
+                    body = {"error": "server_error" if fault.status >= 500 else "invalid_request",
+                            "error_description": _REASONS.get(fault.status, "error")}
+                else:
+                    msg, typ = _DEFAULT_FAULT_BODIES.get(fault.status, (_REASONS.get(fault.status, "error"), "error"))
+                    body = _error_body(msg, typ)
+            payload = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else _json(body))
+            self._send(h, fault.status, payload, trace_id, extra=fault.headers)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ OAuth
+
+    def _oauth_error(self, h: _Handler, status: int, error: str, description: str, trace_id: str) -> None:
+        self._send_json(h, status, {"error": error, "error_description": description}, trace_id)
+
+    def _device_authorization(self, h: _Handler, body: Any, trace_id: str) -> None:
+        self._count("device_authorization")
+        if self._apply_fault(h, self._take_fault("device_authorization"), trace_id, oauth=True):
+            return
+        form = body if isinstance(body, dict) else {}
+        if form.get("client_id") != CLIENT_ID:
+            self._oauth_error(h, 400, "invalid_client", "Unknown or missing client_id.", trace_id)
+            return
+        alphabet = "BCDFGHJKLMNPQRSTVWXZ"
+        user_code = "".join(secrets.choice(alphabet) for _ in range(4)) + "-" + "".join(
+            secrets.choice(alphabet) for _ in range(4)
+        )
+        device_code = "emu-dc-" + secrets.token_urlsafe(18)
+        with self._lock:
+            self._devices[device_code] = {
+                "expires_at": clock.now() + self.device_expires_in, "done": False, "user_code": user_code,
+            }
+        verify = f"{self.oauth_host}/verify"
+        self._send_json(h, 200, {
+            "user_code": user_code,
+            "device_code": device_code,
+            "verification_uri": verify,
+            "verification_uri_complete": f"{verify}?user_code={user_code}",
+            "expires_in": self.device_expires_in,
+            "interval": self.device_interval,
+        }, trace_id)
+
+    def _token(self, h: _Handler, body: Any, trace_id: str) -> None:
+        form = body if isinstance(body, dict) else {}
+        grant = form.get("grant_type")
+        if grant == "refresh_token":
+            self._refresh_grant(h, form, trace_id)
+        elif grant == DEVICE_GRANT:
+            self._device_grant(h, form, trace_id)
+        else:
+            self._oauth_error(h, 400, "unsupported_grant_type", f"Unsupported grant_type {grant!r}.", trace_id)
+
+    def _device_grant(self, h: _Handler, form: dict[str, Any], trace_id: str) -> None:
+        self._count("device_token")
+        if self._apply_fault(h, self._take_fault("device_token"), trace_id, oauth=True):
+            return
+        if form.get("client_id") != CLIENT_ID:
+            self._oauth_error(h, 400, "invalid_client", "Unknown or missing client_id.", trace_id)
+            return
+        code = form.get("device_code") or ""
+        with self._lock:
+            device = self._devices.get(code)
+            if device is None or device["done"]:
+                step = "invalid"
+            elif clock.now() >= device["expires_at"]:
+                step = "expired_token"
+            else:
+                step = self._device_script.popleft() if self._device_script else "approve"
+            if step in ("approve", "access_denied", "expired_token") and device is not None:
+                device["done"] = True
+        if step == "invalid":
+            self._oauth_error(h, 400, "invalid_grant", "The device code is invalid, expired or already used.", trace_id)
+        elif step == "approve":
+            self._send_json(h, 200, self.issue_token(), trace_id)
+        else:
+            self._oauth_error(h, 400, step, _DEVICE_DESCRIPTIONS[step], trace_id)
+
+    def _refresh_grant(self, h: _Handler, form: dict[str, Any], trace_id: str) -> None:
+        self._count("refresh")
+        if self._apply_fault(h, self._take_fault("refresh"), trace_id, oauth=True):
+            return
+        if form.get("client_id") != CLIENT_ID:
+            self._oauth_error(h, 400, "invalid_client", "Unknown or missing client_id.", trace_id)
+            return
+        token = form.get("refresh_token") or ""
+        with self._lock:
+            ok = token in self._refresh
+            if ok:
+                self._refresh.discard(token)
+                self._used_refresh.add(token)
+        if not ok:
+            self._count("refresh_rejected")
+            self._oauth_error(h, 401, "invalid_grant", "The refresh token is invalid, expired or was already used.", trace_id)
+            return
+        self._send_json(h, 200, self.issue_token(), trace_id)
+
+    # ------------------------------------------------------------------ API
+
+    def _authorized(self, h: _Handler, headers: dict[str, str], trace_id: str) -> bool:
+        auth = headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if token and self.is_access_valid(token):
+            return True
+        self._count("unauthorized")
+        self._send_json(h, 401, _error_body(INVALID_TOKEN_MESSAGE, "invalid_authentication_error"), trace_id)
+        return False
+
+    def _api_get(self, h: _Handler, headers: dict[str, str], trace_id: str, kind: str) -> None:
+        self._count(kind)
+        if self._apply_fault(h, self._take_fault(kind), trace_id):
+            return
+        if not self._authorized(h, headers, trace_id):
+            return
+        if kind == "models":
+            self._send_json(h, 200, {"object": "list", "data": self.models}, trace_id)
+        else:
+            self._send_json(h, 200, self.usages_payload(), trace_id)
+
+    def usages_payload(self) -> dict[str, Any]:
+        """The `/usages` answer: weekly total + a 5-hour window, numbers as decimal strings."""
+        now = clock.now()
+        used = self.counts.get("chat", 0)
+
+        def iso(ts: float) -> str:
+            return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        return {
+            "usage": {"used": str(used), "limit": "1000", "remaining": str(max(0, 1000 - used)),
+                      "resetTime": iso(now + 3 * 86400)},
+            "limits": [{
+                "window": {"duration": 300, "timeUnit": "TIME_UNIT_MINUTE"},
+                "detail": {"used": str(used), "limit": "100", "remaining": str(max(0, 100 - used)),
+                           "resetTime": iso(now + 5 * 3600)},
+            }],
+        }
+
+    def _chat(self, h: _Handler, headers: dict[str, str], body: Any, raw: bytes, trace_id: str) -> None:
+        self._count("chat")
+        fault = self._take_fault("chat")
+        if self._apply_fault(h, fault, trace_id):
+            return
+        if not self._authorized(h, headers, trace_id):
+            return
+        if self.ua_gate is not None and not self.ua_gate.search(headers.get("user-agent", "")):
+            self._send_json(h, 403, _error_body(UA_GATE_MESSAGE, "access_terminated_error"), trace_id)
+            return
+        if not isinstance(body, dict):
+            self._send_json(h, 400, _error_body("Invalid request: the body must be a JSON object", "invalid_request_error"), trace_id)
+            return
+        try:
+            model, think = validate_chat(body, {m["id"]: m for m in self.models})
+        except RequestRejected as exc:
+            self._send_json(h, exc.status, exc.body(), trace_id)
+            return
+        turn = Turn.coerce(self.responder.respond(body))
+        answer = _Answer.build(turn, body, model, think, raw_len=len(raw), call_seq=self._next_call_seq(body))
+        if fault is not None and fault.drop_after_chunks is not None and not body.get("stream"):
+            h.close_connection = True
+            raise _Disconnected()
+        if body.get("stream"):
+            self._stream(h, answer, body, trace_id, fault)
+        else:
+            self._send_json(h, 200, answer.completion(), trace_id)
+
+    def _next_call_seq(self, body: dict[str, Any]) -> int:
+        # Kimi numbers tool calls across the conversation: functions.<name>:<n>
+        n = 0
+        for m in body.get("messages") or []:
+            if isinstance(m, dict) and m.get("role") == "assistant":
+                n += len(m.get("tool_calls") or [])
+        return n
+
+    def _stream(self, h: _Handler, answer: _Answer, body: dict[str, Any], trace_id: str, fault: Fault | None) -> None:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = answer.events(include_usage)
+        drop = fault.drop_after_chunks if fault else None
+        sse_error = fault.sse_error if fault else None
+        delay = (fault.chunk_delay if fault and fault.chunk_delay else 0.0) or self.chunk_delay
+        if sse_error is not None:
+            n = max(0, fault.sse_error_after if fault else 1)
+            events = [*events[:n], b"data: " + _json(sse_error) + b"\n\n"]
+        elif drop is not None:
+            events = events[:drop]
+        else:
+            events.append(b"data: [DONE]\n\n")
+        head = self._head(200, [
+            ("Content-Type", "text/event-stream; charset=utf-8"),
+            ("Cache-Control", "no-cache"),
+            ("Transfer-Encoding", "chunked"),
+            *([("Connection", "close")] if h.close_connection or drop is not None else []),
+        ], trace_id)
+        frames = [b"%x\r\n%s\r\n" % (len(e), e) for e in (b": keep-alive\n\n", *events)]
+        tail = b"" if drop is not None else b"0\r\n\r\n"
+        write = h.wfile.write
+        if delay <= 0:
+            write(head + b"".join(frames) + tail)
+        else:
+            write(head + frames[0])
+            for frame in frames[1:]:
+                time.sleep(delay)
+                write(frame)
+            if tail:
+                write(tail)
+        if drop is not None:
+            h.close_connection = True
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------------- answers
+
+
+def _pieces(text: str | list[str], size: int = 12) -> list[str]:
+    """Split text into stream deltas (word-ish pieces of about `size` chars)."""
+    if isinstance(text, list):
+        return [p for p in text]
+    if not text:
+        return []
+    out: list[str] = []
+    buf = ""
+    for word in re.findall(r"\S+\s*|\s+", text):
+        buf += word
+        if len(buf) >= size:
+            out.append(buf)
+            buf = ""
+    if buf:
+        out.append(buf)
+    return out
+
+
+def _tokens(n_chars: int) -> int:
+    return max(1, (n_chars + 3) // 4)
+
+
+@dataclass
+class _Answer:
+    id: str
+    created: int
+    model: str
+    reasoning: str | list[str] | None
+    content: str | list[str]
+    tool_calls: list[tuple[str, str, str]]  # (id, name, arguments)
+    finish_reason: str
+    usage: dict[str, int]
+
+    @staticmethod
+    def build(turn: Turn, body: dict[str, Any], model: dict[str, Any], think: bool, *, raw_len: int, call_seq: int) -> _Answer:
+        reasoning: str | list[str] | None = turn.reasoning
+        if not think:
+            reasoning = None
+        elif reasoning is None:
+            reasoning = "Thinking about the request."
+        content: str | list[str] = turn.content or ""
+        calls = [(f"functions.{name}:{call_seq + i}", name, args) for i, (name, args) in enumerate(turn.tool_calls)]
+        finish = "tool_calls" if calls else "stop"
+
+        stops = body.get("stop")
+        if isinstance(stops, str):
+            stops = [stops]
+        if stops:
+            text = "".join(content) if isinstance(content, list) else content
+            cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+            if cut >= 0:
+                content = text[:cut]
+                calls = []
+                finish = "stop"
+
+        budget = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(budget, int) and budget > 0:
+            limit = budget * 4
+            r_text = "".join(reasoning) if isinstance(reasoning, list) else (reasoning or "")
+            c_text = "".join(content) if isinstance(content, list) else content
+            a_len = sum(len(a) for _, _, a in calls)
+            if len(r_text) + len(c_text) + a_len > limit:
+                if reasoning is not None and len(r_text) > limit:
+                    reasoning = r_text[:limit]
+                left = max(0, limit - len(r_text))
+                content = c_text[:left]
+                calls = []
+                finish = "length"
+        if turn.finish_reason:
+            finish = turn.finish_reason
+
+        r_len = len("".join(reasoning)) if reasoning is not None else 0
+        c_len = len("".join(content)) + sum(len(a) + len(n) for _, n, a in calls)
+        prompt = _tokens(raw_len)
+        msgs = body.get("messages") or []
+        cached = 0
+        if len(msgs) > 1:
+            cached = min(prompt, _tokens(len(json.dumps(msgs[:-1], ensure_ascii=False))))
+            cached = (cached // 256) * 256  # cache works in blocks, like the real service
+        completion = _tokens(r_len + c_len) if (r_len + c_len) else 0
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+                 "total_tokens": prompt + completion, "cached_tokens": cached}
+        return _Answer(
+            id="chatcmpl-" + secrets.token_hex(12), created=int(clock.now()), model=body["model"],
+            reasoning=reasoning, content=content, tool_calls=calls, finish_reason=finish, usage=usage,
+        )
+
+    def completion(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
+        if self.reasoning is not None:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+                for i, (cid, name, args) in enumerate(self.tool_calls)
+            ]
+        return {
+            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage,
+        }
+
+    def events(self, include_usage: bool) -> list[bytes]:
+        """Pre-serialised `data: ...\\n\\n` events (without the final [DONE])."""
+        head = (
+            '{"id":' + json.dumps(self.id) + ',"object":"chat.completion.chunk","created":' + str(self.created)
+            + ',"model":' + json.dumps(self.model) + ',"choices":[{"index":0,"delta":'
+        ).encode()
+        mid = b',"finish_reason":null}]}'
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        deltas: list[dict[str, Any]] = []
+        if self.reasoning is not None:
+            parts = _pieces(self.reasoning) or [""]
+            deltas += [{"reasoning_content": p} for p in parts]
+        deltas += [{"content": p} for p in _pieces(self.content)]
+        deltas += self._tool_deltas()
+        if not deltas:
+            deltas = [{"content": ""}]
+        deltas[0] = {"role": "assistant", **deltas[0]}
+        out = [b"data: " + head + dumps(d).encode() + mid + b"\n\n" for d in deltas]
+        final: dict[str, Any] = {"index": 0, "delta": {}, "finish_reason": self.finish_reason}
+        if include_usage:
+            final["usage"] = self.usage
+        last = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [final], "system_fingerprint": "fpv0_emulator"}
+        out.append(b"data: " + dumps(last).encode() + b"\n\n")
+        return out
+
+    def _tool_deltas(self) -> list[dict[str, Any]]:
+        """Tool-call deltas by index: header (id + name) first, then argument fragments; the last
+        fragment of one call shares a chunk with the next call's header."""
+        deltas: list[dict[str, Any]] = []
+        carry: list[dict[str, Any]] = []
+        for i, (cid, name, args) in enumerate(self.tool_calls):
+            header = {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
+            frags = _split_args(args)
+            entries = [*carry, header]
+            carry = []
+            deltas.append({"tool_calls": entries})
+            for j, frag in enumerate(frags):
+                entry = {"index": i, "function": {"arguments": frag}}
+                if j == len(frags) - 1 and i + 1 < len(self.tool_calls):
+                    carry = [entry]
+                else:
+                    deltas.append({"tool_calls": [entry]})
+        if carry:
+            deltas.append({"tool_calls": carry})
+        return deltas
+
+
+def _split_args(args: str) -> list[str]:
+    if len(args) <= 4:
+        return [args] if args else []
+    third = max(1, len(args) // 3)
+    return [args[:third], args[third : 2 * third], args[2 * third :]]

@@ -1,0 +1,207 @@
+"""Kimi's OAuth endpoints: host, client id, form POSTs and the refresh grant.
+
+Requests never follow redirects (a device code or refresh token must not travel to another
+host), require https except on loopback, and errors carry only status, the OAuth `error` code
+and the server's human description, never a response body.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import clock
+from ._identity import default_user_agent
+from .errors import InsecureTransportError, OAuthError, ReauthRequired
+from .paths import DEFAULT_OAUTH_HOST
+from .secret import Secret
+from .token import OAuthToken
+
+__all__ = [
+    "DEFAULT_OAUTH_HOST",
+    "DEVICE_AUTHORIZATION_PATH",
+    "DEVICE_GRANT_TYPE",
+    "KIMI_CODE_CLIENT_ID",
+    "TOKEN_PATH",
+    "RefreshRejected",
+    "apost_form",
+    "oauth_headers",
+    "oauth_host",
+    "post_form",
+    "refresh_access_token",
+]
+
+logger = logging.getLogger("kimi_coder_auth.oauth")
+
+KIMI_CODE_CLIENT_ID = "17e5f671-d194-4dfb-9706-5516cb48c098"
+TOKEN_PATH = "/api/oauth/token"
+DEVICE_AUTHORIZATION_PATH = "/api/oauth/device_authorization"
+DEVICE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
+_MAX_DESCRIPTION = 300
+
+
+class RefreshRejected(ReauthRequired):
+    """The OAuth server rejected the refresh token (401/403 or `invalid_grant`)."""
+
+    def __init__(self, message: str, *, status: int | None = None, error: str | None = None) -> None:
+        self.status = status
+        self.error = error
+        super().__init__(message)
+
+
+def oauth_host() -> str:
+    """`$KIMI_CODE_OAUTH_HOST`, then `$KIMI_OAUTH_HOST`, then https://auth.kimi.com (no trailing /)."""
+    host = os.environ.get("KIMI_CODE_OAUTH_HOST") or os.environ.get("KIMI_OAUTH_HOST") or DEFAULT_OAUTH_HOST
+    return host.strip().rstrip("/")
+
+
+def oauth_headers() -> dict[str, str]:
+    """Headers for OAuth calls: our own honest User-Agent, JSON answers."""
+    return {"User-Agent": default_user_agent(), "Accept": "application/json"}
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(hostname.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+        return
+    raise InsecureTransportError(
+        f"Refusing to send OAuth secrets to {parts.scheme}://{parts.hostname}: https is required "
+        "(plain http only for 127.0.0.1/localhost).",
+        hint="Set KIMI_CODE_OAUTH_HOST to an https:// URL.",
+    )
+
+
+def _url(path: str, host: str | None) -> str:
+    base = (host or oauth_host()).strip().rstrip("/")
+    return base + (path if path.startswith("/") else "/" + path)
+
+
+def _parse(response: httpx.Response, url: str) -> tuple[int, dict[str, Any]]:
+    status = response.status_code
+    if 300 <= status < 400:
+        raise OAuthError(
+            f"The OAuth server answered {status} with a redirect; it was not followed so no "
+            "secret leaves for another host.",
+            status=status,
+            hint="Check KIMI_CODE_OAUTH_HOST (it must be the OAuth server itself).",
+        )
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        if status == 200:
+            raise OAuthError(
+                f"The OAuth server at {urlsplit(url).netloc} answered 200 without a JSON object.",
+                status=status,
+                hint="Check KIMI_CODE_OAUTH_HOST; retry later.",
+            )
+        data = {}
+    return status, data
+
+
+def _connection_error(exc: Exception, url: str) -> OAuthError:
+    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
+    return OAuthError(
+        f"The request to the OAuth server {urlsplit(url).netloc} {kind}.",
+        hint="Check your network connection and KIMI_CODE_OAUTH_HOST, then retry.",
+    )
+
+
+def post_form(
+    path: str, data: Mapping[str, str], *, host: str | None = None, timeout: float = 10.0
+) -> tuple[int, dict[str, Any]]:
+    """POST `data` form-encoded to `<host><path>`; returns (status, JSON object or {})."""
+    url = _url(path, host)
+    _check_url(url)
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            response = client.post(url, data=dict(data), headers=oauth_headers())
+    except httpx.HTTPError as exc:
+        raise _connection_error(exc, url) from None
+    return _parse(response, url)
+
+
+async def apost_form(
+    path: str, data: Mapping[str, str], *, host: str | None = None, timeout: float = 10.0
+) -> tuple[int, dict[str, Any]]:
+    """Async twin of `post_form`."""
+    url = _url(path, host)
+    _check_url(url)
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            response = await client.post(url, data=dict(data), headers=oauth_headers())
+    except httpx.HTTPError as exc:
+        raise _connection_error(exc, url) from None
+    return _parse(response, url)
+
+
+def error_description(data: Mapping[str, Any]) -> str:
+    """The server's human-readable error text (never token material), shortened."""
+    for key in ("error_description", "message", "detail", "error"):
+        value = data.get(key)
+        if isinstance(value, Mapping):
+            value = value.get("message")
+        if isinstance(value, str) and value:
+            return value[:_MAX_DESCRIPTION]
+    return ""
+
+
+def refresh_access_token(
+    refresh_token: Secret,
+    *,
+    host: str | None = None,
+    timeout: float = 10.0,
+    previous: OAuthToken | None = None,
+) -> OAuthToken:
+    """Redeem `refresh_token` once (no retries). Raises `RefreshRejected` or `OAuthError`."""
+    status, data = post_form(
+        TOKEN_PATH,
+        {
+            "client_id": KIMI_CODE_CLIENT_ID,
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token.reveal(),
+        },
+        host=host,
+        timeout=timeout,
+    )
+    error = data.get("error") if isinstance(data.get("error"), str) else None
+    if status == 200 and error is None:
+        base = previous
+        if base is None or base.refresh_token != refresh_token:
+            base = OAuthToken(Secret(""), refresh_token, 0.0, extra=dict(previous.extra) if previous else {})
+        return OAuthToken.from_response(data, now=clock.now(), previous=base)
+    description = error_description(data)
+    detail = f" ({description})" if description and description != error else ""
+    if status in (401, 403) or error == "invalid_grant":
+        raise RefreshRejected(
+            f"The OAuth server rejected the refresh token: {status}"
+            + (f" {error}" if error else "")
+            + detail
+            + ". The stored login is no longer valid.",
+            status=status,
+            error=error,
+        )
+    raise OAuthError(
+        f"Refreshing the access token failed: {status}" + (f" {error}" if error else "") + detail + ".",
+        status=status,
+        error=error,
+        hint="This is usually temporary; retry in a moment.",
+    )

@@ -1,0 +1,350 @@
+"""`OAuthCredential`: a cached access token that refreshes itself safely across threads, event
+loops and processes.
+
+Hot path: a fresh cached token is returned without touching the file or any lock. Slow path
+(one thread at a time, `threading.Lock`; async callers reach it through `asyncio.to_thread`):
+read the file and adopt a newer token; otherwise take the store's cross-process lock, re-read,
+adopt a rotation made by another process, or make one refresh POST, write the result, release.
+
+Windows: advisory (inside `max(300, expires_in/2)` of expiry) vs mandatory (expired or < 60 s
+left). A failed refresh in the advisory window returns the still-valid token and waits 30 s
+before trying again; in the mandatory window it raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from . import clock
+from .errors import (
+    CredentialBusy,
+    CredentialsUnavailable,
+    OAuthError,
+    ReauthRequired,
+    SourceAttempt,
+)
+from .oauth import RefreshRejected, refresh_access_token
+from .secret import Secret
+from .token import OAuthToken
+
+__all__ = [
+    "ADVISORY_RETRY_DELAY",
+    "REJECTED_COOLDOWN",
+    "Credential",
+    "CredentialStatus",
+    "OAuthCredential",
+]
+
+logger = logging.getLogger("kimi_coder_auth.refresh")
+
+ADVISORY_RETRY_DELAY = 30.0
+REJECTED_COOLDOWN = 300.0
+REFRESH_TIMEOUT = 5.0  # one POST while holding a lock kimi-cli waits ~5-10 s for
+REJECTED_REREAD_DELAY = 0.2
+
+
+@dataclass(frozen=True)
+class CredentialStatus:
+    """What `kimi-coder status` shows about a credential; never contains a token."""
+
+    source: str
+    location: str | None
+    expires_at: float | None
+    refreshable: bool
+    detail: str
+
+
+@runtime_checkable
+class Credential(Protocol):
+    """Anything that can hand out a bearer token (see docs/ARCHITECTURE.md, "Credentials")."""
+
+    source: str
+
+    def get_token(self) -> Secret: ...
+
+    async def aget_token(self) -> Secret: ...
+
+    def on_unauthorized(self, rejected: Secret) -> Secret | None: ...
+
+    async def aon_unauthorized(self, rejected: Secret) -> Secret | None: ...
+
+    def describe(self) -> CredentialStatus: ...
+
+
+# Refresh tokens the server rejected, process-wide (as kimi-cli does): key -> retry-after (epoch).
+# Keys are hashes, never the token itself.
+_rejected: dict[tuple[str, str], float] = {}
+_rejected_lock = threading.Lock()
+
+
+def _rt_key(store_path: str, refresh_token: Secret) -> tuple[str, str]:
+    return store_path, hashlib.sha256(refresh_token.reveal().encode("utf-8")).hexdigest()
+
+
+def _is_rejected(store_path: str, refresh_token: Secret, now: float) -> bool:
+    key = _rt_key(store_path, refresh_token)
+    with _rejected_lock:
+        until = _rejected.get(key)
+        if until is None:
+            return False
+        if now >= until:
+            del _rejected[key]
+            return False
+        return True
+
+
+def _mark_rejected(store_path: str, refresh_token: Secret, now: float) -> None:
+    with _rejected_lock:
+        _rejected[_rt_key(store_path, refresh_token)] = now + REJECTED_COOLDOWN
+
+
+def _humanize(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class OAuthCredential:
+    """A refreshing credential backed by one `TokenStore`; safe to share between threads and loops."""
+
+    def __init__(self, store, *, oauth_host: str | None = None, lock_timeout: float = 30.0) -> None:
+        self.store = store
+        self.source: str = store.name
+        self._oauth_host = oauth_host
+        self.lock_timeout = lock_timeout
+        self._lock = threading.Lock()
+        self._token: OAuthToken | None = None
+        self._access: Secret | None = None
+        self._fresh_until = float("-inf")
+        self._retry_after = float("-inf")
+
+    def __repr__(self) -> str:
+        return f"OAuthCredential(source={self.source!r}, store={self.store!r})"
+
+    # ------------------------------------------------------------------ public API
+
+    def get_token(self) -> Secret:
+        """A token fresh enough to use; refreshes (blocking) when due."""
+        access = self._access
+        if access is not None and clock.now() < self._fresh_until:
+            return access
+        token = self._token
+        if token is not None and not token.in_mandatory_window(clock.now()):
+            # Advisory window: never wait for a refresh another thread is already doing.
+            if not self._lock.acquire(blocking=False):
+                return token.access_token
+        else:
+            self._lock.acquire()
+        try:
+            access = self._access
+            if access is not None and clock.now() < self._fresh_until:
+                return access
+            return self._slow_path(rejected=None)
+        finally:
+            self._lock.release()
+
+    async def aget_token(self) -> Secret:
+        """Async `get_token`; the hot path stays on the loop, the slow path runs in a thread."""
+        access = self._access
+        if access is not None and clock.now() < self._fresh_until:
+            return access
+        return await asyncio.to_thread(self.get_token)
+
+    def on_unauthorized(self, rejected: Secret) -> Secret | None:
+        """After a 401 with `rejected`: a different current token, or one forced refresh."""
+        with self._lock:
+            current = self._access
+            if current is not None and current != rejected:
+                return current
+            return self._slow_path(rejected=rejected)
+
+    async def aon_unauthorized(self, rejected: Secret) -> Secret | None:
+        """Async `on_unauthorized` (runs in a worker thread)."""
+        return await asyncio.to_thread(self.on_unauthorized, rejected)
+
+    def invalidate(self) -> None:
+        """Forget the cached token so the next call re-reads the file."""
+        with self._lock:
+            self._set(None)
+
+    def describe(self) -> CredentialStatus:
+        """Status for humans; reads the file, never raises for file problems, never shows tokens."""
+        location = str(self.store.path)
+        try:
+            token = self.store.read()
+        except ReauthRequired as exc:
+            return CredentialStatus(self.source, location, None, False, f"revoked: {exc.message}")
+        except CredentialsUnavailable as exc:  # pragma: no cover - defensive
+            return CredentialStatus(self.source, location, None, False, exc.message)
+        except Exception as exc:  # CredentialFileCorrupt and friends
+            return CredentialStatus(self.source, location, None, False, getattr(exc, "message", str(exc)))
+        if token is None:
+            return CredentialStatus(self.source, location, None, False, "missing: no login stored")
+        now = clock.now()
+        refreshable = bool(token.refresh_token)
+        left = token.expires_at - now
+        if not token.access_token and not refreshable:
+            detail = "empty login (no tokens): log in again"
+        elif left > 0:
+            detail = f"access token valid for {_humanize(left)}"
+            detail += "; refreshes automatically" if refreshable else "; cannot be refreshed"
+        else:
+            detail = f"access token expired {_humanize(left)} ago"
+            detail += "; refreshes on next use" if refreshable else "; no refresh token: log in again"
+        return CredentialStatus(self.source, location, token.expires_at or None, refreshable, detail)
+
+    # ------------------------------------------------------------------ internals
+
+    def _set(self, token: OAuthToken | None) -> None:
+        self._token = token
+        if token is None or not token.access_token:
+            self._access = None
+            self._fresh_until = float("-inf")
+        else:
+            self._access = token.access_token
+            self._fresh_until = token.fresh_until
+
+    def _location(self) -> str:
+        return str(self.store.path)
+
+    def _read(self) -> OAuthToken:
+        token = self.store.read()
+        if token is None:
+            raise CredentialsUnavailable(
+                [SourceAttempt(self.source, "missing (no login stored)", self._location())],
+                message="The stored login is gone (logged out?).",
+            )
+        return token
+
+    def _usable(self, token: OAuthToken, rejected: Secret | None, now: float) -> bool:
+        """Can `token` be handed out without refreshing?"""
+        if not token.access_token or token.is_expired(now):
+            return False
+        if rejected is not None:
+            return token.access_token != rejected
+        return not token.needs_refresh(now)
+
+    def _reauth(self, why: str) -> ReauthRequired:
+        return ReauthRequired(f"The {self.source} login in {self._location()} {why}", source=self.source)
+
+    def _slow_path(self, *, rejected: Secret | None) -> Secret:
+        """Holding `self._lock`: adopt from the file or refresh under the cross-process lock."""
+        now = clock.now()
+        disk = self._read()
+        if self._usable(disk, rejected, now):
+            self._set(disk)
+            return disk.access_token
+        if rejected is None and self._retry_after > clock.monotonic() and not disk.in_mandatory_window(now):
+            # A refresh failed recently; the token is still good for a while.
+            self._set_stale(disk)
+            return disk.access_token
+        instead = self._check_refreshable(disk, rejected, now)
+        if instead is not None:
+            return instead
+
+        try:
+            with self.store.lock(self.lock_timeout):
+                return self._refresh_locked(disk, rejected)
+        except CredentialBusy:
+            now = clock.now()
+            again = self._read()
+            if again.access_token and not again.is_expired(now) and again.access_token != rejected:
+                self._set_stale(again) if again.needs_refresh(now) else self._set(again)
+                return again.access_token
+            raise
+
+    def _set_stale(self, token: OAuthToken) -> None:
+        """Cache a token we hand out while its refresh is postponed (hot path skips it)."""
+        self._set(token)
+        self._fresh_until = float("-inf")
+
+    def _check_refreshable(self, disk: OAuthToken, rejected: Secret | None, now: float) -> Secret | None:
+        """None if `disk` can be refreshed; a token to use instead; raises when neither works."""
+        if disk.refresh_token and not _is_rejected(self._location(), disk.refresh_token, now):
+            return None
+        if disk.access_token and not disk.is_expired(now) and disk.access_token != rejected:
+            self._set_stale(disk)
+            return disk.access_token
+        self._set(None)
+        if not disk.refresh_token:
+            if not disk.access_token:
+                raise self._reauth("is empty (no access or refresh token).")
+            raise self._reauth("has no refresh token and its access token is no longer valid.")
+        raise self._reauth("was rejected by the server a moment ago.")
+
+    def _refresh_locked(self, before: OAuthToken, rejected: Secret | None) -> Secret:
+        """Inside the store's lock: re-read, adopt a peer's rotation, or refresh once."""
+        now = clock.now()
+        disk = self._read()
+        rotated = disk.refresh_token != before.refresh_token
+        if self._usable(disk, rejected, now) or (
+            rotated and disk.access_token and not disk.is_expired(now) and disk.access_token != rejected
+        ):
+            logger.debug("Adopting a token another process stored in %s", self._location())
+            self._set(disk)
+            return disk.access_token
+        instead = self._check_refreshable(disk, rejected, now)
+        if instead is not None:
+            return instead
+        logger.debug(
+            "Refreshing the %s access token (refresh token %s)", self.source, disk.refresh_token.fingerprint()
+        )
+        try:
+            new = refresh_access_token(
+                disk.refresh_token, host=self._oauth_host, timeout=REFRESH_TIMEOUT, previous=disk
+            )
+        except RefreshRejected:
+            return self._handle_rejected(disk, rejected)
+        except OAuthError as exc:
+            now = clock.now()
+            if rejected is None and disk.access_token and not disk.in_mandatory_window(now):
+                logger.warning(
+                    "Refreshing the %s token failed (%s); using the current one, which is valid "
+                    "for %s more, and retrying in %.0f s.",
+                    self.source,
+                    exc.message,
+                    _humanize(disk.expires_at - now),
+                    ADVISORY_RETRY_DELAY,
+                )
+                self._retry_after = clock.monotonic() + ADVISORY_RETRY_DELAY
+                self._set_stale(disk)
+                return disk.access_token
+            raise
+        try:
+            self.store.write(new)
+        except OSError as exc:
+            logger.warning(
+                "Could not save the refreshed %s token to %s (%s); this process keeps it in memory.",
+                self.source,
+                self._location(),
+                exc.strerror or type(exc).__name__,
+            )
+        self._retry_after = float("-inf")
+        self._set(new)
+        return new.access_token
+
+    def _handle_rejected(self, disk: OAuthToken, rejected: Secret | None) -> Secret:
+        """invalid_grant: someone may have rotated without the lock; else log in again."""
+        clock.sleep(REJECTED_REREAD_DELAY)
+        now = clock.now()
+        try:
+            again = self.store.read()
+        except Exception:
+            again = None
+        if again is not None and again.refresh_token and again.refresh_token != disk.refresh_token:
+            logger.debug("Refresh rejected but %s holds a newer login; adopting it", self._location())
+            self._set(again)
+            if again.access_token and not again.is_expired(now):
+                return again.access_token
+        _mark_rejected(self._location(), disk.refresh_token, now)
+        self._set(None)
+        self.store.mark_revoked(disk)
+        raise self._reauth("was rejected by the server (refresh token revoked or expired).")

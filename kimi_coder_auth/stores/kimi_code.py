@@ -1,0 +1,85 @@
+"""Kimi Code's credential file: `$KIMI_CODE_HOME/credentials/<name>.json`, lock dir under `oauth/`.
+
+Format exactly as Kimi Code's `FileTokenStorage.save`: `JSON.stringify(wire, null, 2)` plus a
+newline, integer `expires_at`, temp `<file>.tmp.<pid>.<8 hex>` 0600, fsync, rename, directory
+0700. Lock: proper-lockfile on `<home>/oauth/<name>` (see `locks.DirLock`). A rejected login is
+recorded with Kimi Code's tombstone (both tokens empty, expiry 0), which reads as ReauthRequired.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractContextManager as ContextManager
+from pathlib import Path
+from typing import Any
+
+from ..atomic import ensure_private_dir, kimi_code_tmp
+from ..errors import ReauthRequired
+from ..locks import DirLock
+from ..paths import KIMI_CODE_DEFAULT_NAME, kimi_code_home, kimi_code_scoped_name
+from ..token import OAuthToken
+from . import FileTokenStore, _held
+
+__all__ = ["KimiCodeStore"]
+
+
+class KimiCodeStore(FileTokenStore):
+    """Kimi Code's login file."""
+
+    name = "kimi-code"
+    style = "kimi-code"
+
+    def __init__(self, home: str | Path | None = None, token_name: str | None = None) -> None:
+        self._home = Path(home) if home is not None else None
+        self._token_name = token_name
+
+    @property
+    def home(self) -> Path:
+        return self._home if self._home is not None else kimi_code_home()
+
+    @property
+    def token_name(self) -> str:
+        """`kimi-code`, or Kimi Code's per-environment slot when one exists for this environment."""
+        if self._token_name is not None:
+            return self._token_name
+        scoped = kimi_code_scoped_name()
+        if scoped is not None and (self.home / "credentials" / f"{scoped}.json").exists():
+            return scoped
+        return KIMI_CODE_DEFAULT_NAME
+
+    @property
+    def path(self) -> Path:
+        return self.home / "credentials" / f"{self.token_name}.json"
+
+    @property
+    def lock_target(self) -> Path:
+        """proper-lockfile's sentinel; the lock directory is `<lock_target>.lock`."""
+        return self.home / "oauth" / self.token_name
+
+    def read(self) -> OAuthToken | None:
+        """The stored token; raises ReauthRequired for Kimi Code's revoked tombstone."""
+        token = super().read()
+        if token is not None and token.is_revoked_tombstone:
+            raise ReauthRequired(
+                f"The Kimi Code login in {self.path} was rejected by the server (revoked).",
+                source=self.name,
+                hint="Log in again: Kimi Code's `/login`, or `kimi-coder login --store kimi-code`.",
+            )
+        return token
+
+    def serialize(self, data: dict[str, Any]) -> bytes:
+        return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    def _prepare_dir(self) -> None:
+        ensure_private_dir(self.path.parent, force_mode=True)
+
+    def _make_temp(self) -> Any:
+        return kimi_code_tmp
+
+    def lock(self, timeout: float) -> ContextManager[None]:
+        """Kimi Code's lock directory; fails closed (CredentialBusy) after `timeout` seconds."""
+        return _held(DirLock(self.lock_target, timeout=timeout))
+
+    def mark_revoked(self, token: OAuthToken) -> None:
+        """Write Kimi Code's revoked tombstone, exactly its six fields."""
+        self._write_dict(OAuthToken.revoked_tombstone(token).to_file_dict("kimi-code"))

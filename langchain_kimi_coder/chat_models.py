@@ -1,0 +1,726 @@
+"""``ChatKimiCoder``: LangChain chat model for Moonshot's Kimi Coding Plan.
+
+A thin adapter: LangChain messages become wire messages (``messages.py``), and the shared core
+(``kimi_coder_auth.wire`` / ``transport`` / ``sources``) builds the request, talks HTTP and folds
+the stream. This module only maps results back to LangChain objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.exceptions import OutputParserException
+from langchain_core.language_models import LanguageModelInput
+from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import (
+    JsonOutputKeyToolsParser,
+    PydanticToolsParser,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+
+from ._errors import translate_error
+from .messages import (
+    MODEL_PROVIDER,
+    completion_to_message,
+    convert_messages,
+    usage_to_metadata,
+)
+
+if TYPE_CHECKING:
+    from kimi_coder_auth.transport import Transport
+
+    from kimi_coder_auth.catalogue import ModelInfo
+    from kimi_coder_auth.wire import BuiltRequest, StreamDelta
+
+__all__ = ["ChatKimiCoder"]
+
+_SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "n", "seed")
+_FORCED_POLICIES = ("disable_thinking", "auto", "error")
+
+
+def _is_forced(choice: Any) -> bool:
+    return choice == "required" or (
+        isinstance(choice, Mapping) and choice.get("type") in ("function", "builtin_function")
+    )
+
+
+class ChatKimiCoder(BaseChatModel):
+    """Kimi Coding Plan chat model (``https://api.kimi.com/coding/v1``) for LangChain/LangGraph.
+
+    With no ``api_key`` it uses the login the official Kimi CLIs store (``kimi-coder login``,
+    kimi-cli, Kimi Code) or ``KIMI_CODER_API_KEY``, discovered on the first request; many
+    instances share one credential and one connection pool. Construction does no I/O.
+
+    Setup:
+        ``pip install "kimi-coder[langchain]"`` then ``kimi-coder login`` (or set
+        ``KIMI_CODER_API_KEY``).
+
+    Key init args:
+        model: model id (``kimi-for-coding``; ``kimi-coder models`` lists the rest).
+        thinking: ``True``/``False`` to switch reasoning on/off, ``None`` = server default.
+        effort: reasoning effort for models that list effort levels (e.g. ``k3``).
+        forced_tool_choice: what to do when a tool call is forced while thinking is on,
+            which Kimi rejects: ``"disable_thinking"`` (default) turns thinking off for that
+            one request where the model allows it, otherwise relaxes to ``"auto"`` with a
+            warning; ``"auto"`` always relaxes with a warning; ``"error"`` raises ``ValueError``
+            at request time. Binding never raises.
+
+    Reasoning comes back as ``additional_kwargs["reasoning_content"]`` and as standard
+    ``reasoning`` content blocks, and is replayed on later turns (a placeholder is sent for
+    tool-call turns that have none while thinking is on).
+
+    Example:
+        .. code-block:: python
+
+            from langchain_kimi_coder import ChatKimiCoder
+
+            llm = ChatKimiCoder(thinking=True)
+            for chunk in llm.stream("Explain Python's GIL in two sentences"):
+                print(chunk.additional_kwargs.get("reasoning_content", ""), chunk.text, end="")
+    """
+
+    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+
+    model: str = Field(default="kimi-for-coding", alias="model_name")
+    """Model id."""
+    api_key: SecretStr | None = Field(default=None, alias="kimi_api_key")
+    """A Kimi Code API key. When None, credentials are discovered on the first request
+    (env ``KIMI_CODER_API_KEY``, then the kimi-cli and Kimi Code login files)."""
+    base_url: str | None = None
+    """API base URL; default ``KIMI_CODE_BASE_URL`` or ``https://api.kimi.com/coding/v1``."""
+    credentials: str | None = None
+    """Pin one credential source: ``"env"``, ``"kimi-cli"`` or ``"kimi-code"``."""
+    thinking: bool | None = None
+    """Reasoning on (True), off (False), or the server default (None)."""
+    effort: str | None = None
+    """Reasoning effort level, only for models that list efforts."""
+    max_tokens: int | None = 32768
+    """Output budget (sent as ``max_completion_tokens``; shared with reasoning)."""
+    timeout: float | None = None
+    """Request timeout in seconds (None = the transport default)."""
+    max_retries: int = 2
+    """Retries for 429 (not quota), 5xx and connection errors, before the first chunk."""
+    user_agent: str | None = None
+    """User-Agent override; the default is kimi-coder's own honest identity."""
+    default_headers: dict[str, str] | None = None
+    """Extra headers sent with every request."""
+    forced_tool_choice: Literal["disable_thinking", "auto", "error"] = "disable_thinking"
+    """Policy for a forced tool choice while thinking is on (see the class docstring)."""
+    stream_usage: bool = True
+    """Ask for token usage on streams (``stream_options.include_usage``)."""
+    streaming: bool = False
+    """Route ``invoke`` through the streaming endpoint."""
+    reasoning_placeholder: str | None = None
+    """``reasoning_content`` sent for assistant tool-call turns that have none while thinking
+    is on (None = the core's default)."""
+    temperature: float | None = None
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    n: int | None = None
+    seed: int | None = None
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Default stop sequences."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra body fields merged into every request."""
+    prompt_cache_key: str | None = None
+    """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
+
+    _transport: Transport | None = PrivateAttr(default=None)
+
+    # ------------------------------------------------------------------ LangChain plumbing
+
+    @property
+    def _llm_type(self) -> str:
+        return "kimi-coder-chat"
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {"api_key": "KIMI_CODER_API_KEY"}
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        return ["langchain_kimi_coder", "chat_models"]
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "thinking": self.thinking,
+            "max_tokens": self.max_tokens,
+        }
+        if self.effort is not None:
+            params["effort"] = self.effort
+        if self.base_url is not None:
+            params["base_url"] = self.base_url
+        for key in _SAMPLING:
+            value = getattr(self, key)
+            if value is not None:
+                params[key] = value
+        return params
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="kimi-coder",
+            ls_model_name=kwargs.get("model") or self.model,
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        stop = stop or kwargs.get("stop") or self.stop
+        if stop:
+            params["ls_stop"] = stop
+        return params
+
+    def _resolve_model_profile(self) -> dict[str, Any] | None:  # type: ignore[override]
+        from ._profiles import profile_for
+
+        return profile_for(self.model)
+
+    # ------------------------------------------------------------------ core objects
+
+    def _get_transport(self) -> Transport:
+        """The instance's transport, created on first use (credential shared process-wide)."""
+        transport = self._transport
+        if transport is None:
+            from kimi_coder_auth.transport import Transport
+
+            from kimi_coder_auth.secret import Secret
+            from kimi_coder_auth.sources import resolve_credential
+
+            key = Secret(self.api_key.get_secret_value()) if self.api_key is not None else None
+            credential = resolve_credential(api_key=key, credentials=self.credentials)
+            transport = Transport(
+                credential=credential,
+                base_url=self.base_url,
+                user_agent=self.user_agent,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                default_headers=self.default_headers,
+            )
+            self._transport = transport
+        return transport
+
+    @staticmethod
+    def _needs_live_info(params: Mapping[str, Any]) -> bool:
+        """Live ``/models`` data matters only when the thinking mode decides the request."""
+        return (
+            params["thinking"] is not None
+            or params["effort"] is not None
+            or _is_forced(_map_choice(params["tool_choice"]))
+        )
+
+    def _model_info(self, model: str, live: list[dict[str, Any]] | None) -> ModelInfo:
+        from kimi_coder_auth.catalogue import get_model_info
+
+        return get_model_info(model, live)
+
+    def _live_models(self) -> list[dict[str, Any]] | None:
+        try:
+            return self._get_transport().list_models()
+        except Exception:  # fall back to the built-in catalogue; the chat call reports errors
+            return None
+
+    async def _alive_models(self) -> list[dict[str, Any]] | None:
+        try:
+            return await self._get_transport().alist_models()
+        except Exception:
+            return None
+
+    # ------------------------------------------------------------------ request building
+
+    def _params(
+        self, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
+    ) -> dict[str, Any]:
+        """Merge instance settings with call-time kwargs into ``build_request`` arguments."""
+        kw = dict(kwargs)
+        for key in ("ls_structured_output_format", "structured_output_format", "stream"):
+            kw.pop(key, None)
+        policy = kw.pop("forced_tool_choice", self.forced_tool_choice)
+        if policy not in _FORCED_POLICIES:
+            raise ValueError(
+                f"forced_tool_choice={policy!r}; use one of {', '.join(_FORCED_POLICIES)}."
+            )
+        params: dict[str, Any] = {
+            "model": kw.pop("model", None) or self.model,
+            "tools": kw.pop("tools", None),
+            "tool_choice": kw.pop("tool_choice", None),
+            "parallel_tool_calls": kw.pop("parallel_tool_calls", None),
+            "response_format": kw.pop("response_format", None),
+            "thinking": kw.pop("thinking", self.thinking),
+            "effort": kw.pop("effort", self.effort),
+            "max_tokens": kw.pop("max_tokens", kw.pop("max_completion_tokens", self.max_tokens)),
+            "stream": stream,
+            "include_usage": bool(kw.pop("stream_usage", self.stream_usage)),
+            "forced_tool_policy": policy,
+        }
+        stop_seq = stop if stop is not None else kw.pop("stop", None)
+        kw.pop("stop", None)
+        params["stop"] = stop_seq if stop_seq is not None else self.stop
+        placeholder = kw.pop("reasoning_placeholder", self.reasoning_placeholder)
+        if placeholder is not None:
+            params["reasoning_placeholder"] = placeholder
+        for key in _SAMPLING:
+            params[key] = kw.pop(key, getattr(self, key))
+        extra: dict[str, Any] = dict(self.model_kwargs)
+        if self.prompt_cache_key is not None:
+            extra["prompt_cache_key"] = self.prompt_cache_key
+        extra.update(kw)  # unknown call-time kwargs go to the body, as with model_kwargs
+        params["extra"] = extra or None
+        return params
+
+    def _build(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
+        stream: bool,
+    ) -> BuiltRequest:
+        from kimi_coder_auth.wire import build_request
+
+        params = self._params(stop, kwargs, stream=stream)
+        live = self._live_models() if self._needs_live_info(params) else None
+        model = params.pop("model")
+        built = build_request(
+            model, convert_messages(messages), model_info=self._model_info(model, live), **params
+        )
+        _emit_warnings(built.warnings)
+        return built
+
+    async def _abuild(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
+        stream: bool,
+    ) -> BuiltRequest:
+        from kimi_coder_auth.wire import abuild_request
+
+        params = self._params(stop, kwargs, stream=stream)
+        live = await self._alive_models() if self._needs_live_info(params) else None
+        model = params.pop("model")
+        built = await abuild_request(
+            model, convert_messages(messages), model_info=self._model_info(model, live), **params
+        )
+        _emit_warnings(built.warnings)
+        return built
+
+    # ------------------------------------------------------------------ generate
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        built = self._build(messages, stop, kwargs, stream=False)
+        try:
+            result = self._get_transport().chat(built.body)
+        except Exception as exc:
+            raise translate_error(exc) from exc.__cause__
+        return self._chat_result(built, result)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        built = await self._abuild(messages, stop, kwargs, stream=False)
+        try:
+            result = await self._get_transport().achat(built.body)
+        except Exception as exc:
+            raise translate_error(exc) from exc.__cause__
+        return self._chat_result(built, result)
+
+    def _chat_result(self, built: BuiltRequest, result: Any) -> ChatResult:
+        from kimi_coder_auth.wire import parse_completion
+
+        completion = parse_completion(result.data)
+        extra = {"tool_choice_relaxed": True} if built.tool_choice_relaxed else None
+        message = completion_to_message(
+            completion, model=built.body["model"], trace_id=result.trace_id, extra_metadata=extra
+        )
+        llm_output: dict[str, Any] = {"model_name": message.response_metadata["model_name"]}
+        if completion.usage is not None:
+            llm_output["token_usage"] = dict(completion.usage.raw)
+        generation_info = {"finish_reason": completion.finish_reason}
+        return ChatResult(
+            generations=[ChatGeneration(message=message, generation_info=generation_info)],
+            llm_output=llm_output,
+        )
+
+    # ------------------------------------------------------------------ stream
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        built = self._build(messages, stop, kwargs, stream=True)
+        state = _StreamState(built, v1=self.output_version == "v1")
+        try:
+            stream = self._get_transport().stream_chat(built.body)
+        except Exception as exc:
+            raise translate_error(exc) from exc.__cause__
+        try:
+            feed = state.accumulator.feed
+            chunks = state.chunks
+            try:
+                for raw in stream:
+                    yield from chunks(feed(raw))
+            except Exception as exc:
+                raise translate_error(exc) from exc.__cause__
+            yield state.final(getattr(stream, "trace_id", None))
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        built = await self._abuild(messages, stop, kwargs, stream=True)
+        state = _StreamState(built, v1=self.output_version == "v1")
+        try:
+            stream = self._get_transport().astream_chat(built.body)
+            if inspect.isawaitable(stream):
+                stream = await stream
+        except Exception as exc:
+            raise translate_error(exc) from exc.__cause__
+        try:
+            feed = state.accumulator.feed
+            chunks = state.chunks
+            try:
+                async for raw in stream:
+                    for chunk in chunks(feed(raw)):
+                        yield chunk
+            except Exception as exc:
+                raise translate_error(exc) from exc.__cause__
+            yield state.final(getattr(stream, "trace_id", None))
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    # ------------------------------------------------------------------ tools
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (any form ``convert_to_openai_tool`` accepts) to this model.
+
+        ``tool_choice``: a tool name, ``"auto"``, ``"none"``, ``"any"``/``"required"``/``True``
+        (must call some tool) or an OpenAI-style dict. A forced choice never raises here; while
+        thinking is on it is resolved per request by ``forced_tool_choice``.
+        ``parallel_tool_calls``: allow or forbid several calls in one turn.
+        ``strict`` is accepted for compatibility and ignored: Kimi has no strict tool mode, and
+        schemas are normalised to Kimi's dialect instead.
+        """
+        del strict  # documented as ignored
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        if tool_choice is not None and tool_choice is not False:
+            kwargs["tool_choice"] = _map_choice(tool_choice)
+        elif tool_choice is False:
+            kwargs["tool_choice"] = "none"
+        if parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(tools=formatted, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["function_calling", "json_mode", "json_schema"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Return a runnable that answers with data matching ``schema``.
+
+        ``method``:
+            - ``"function_calling"`` (default): the schema becomes a tool and the call is forced.
+              While thinking is on, ``forced_tool_choice`` decides: by default thinking is turned
+              off for the request; on always-thinking models the choice is relaxed to auto with
+              a warning, and if no tool call comes back an ``OutputParserException`` is raised.
+            - ``"json_mode"``: ``response_format={"type": "json_object"}``; describe the wanted
+              JSON in the prompt.
+            - ``"json_schema"``: ``response_format={"type": "json_schema", ...}`` sent natively.
+
+        ``include_raw=True`` returns ``{"raw", "parsed", "parsing_error"}``. ``strict`` is
+        accepted and ignored (Kimi has no strict mode).
+        """
+        del strict
+        if kwargs:
+            raise ValueError(f"with_structured_output got unsupported arguments {sorted(kwargs)}.")
+        if method not in ("function_calling", "json_mode", "json_schema"):
+            raise ValueError(
+                f"method={method!r} is not supported; use 'function_calling', 'json_mode' or "
+                "'json_schema'."
+            )
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        ls_format = {"kwargs": {"method": method}, "schema": schema}
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            if schema is None:
+                raise ValueError("method='function_calling' needs a schema.")
+            tool = convert_to_openai_tool(schema)
+            tool_name = tool["function"]["name"]
+            llm = self.bind_tools(
+                [tool],
+                tool_choice=tool_name,
+                parallel_tool_calls=False,
+                ls_structured_output_format=ls_format,
+            )
+            tools_parser: Runnable[Any, Any] = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                if is_pydantic
+                else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
+            )
+            parser = RunnableLambda(_require_tool_call(tool_name), name="require_tool_call") | tools_parser
+        elif method == "json_mode":
+            llm = self.bind(
+                response_format={"type": "json_object"}, ls_structured_output_format=ls_format
+            )
+            parser = (
+                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+                if is_pydantic
+                else JsonOutputParser()
+            )
+        else:
+            if schema is None:
+                raise ValueError("method='json_schema' needs a schema.")
+            json_schema = convert_to_json_schema(schema)
+            name = json_schema.get("title") or "response"
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": json_schema},
+            }
+            if json_schema.get("description"):
+                response_format["json_schema"]["description"] = json_schema["description"]
+            llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format)
+            parser = (
+                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+                if is_pydantic
+                else JsonOutputParser()
+            )
+        if include_raw:
+            parser_assign = RunnablePassthrough.assign(
+                parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+            )
+            parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
+            with_fallback = parser_assign.with_fallbacks(
+                [parser_none], exception_key="parsing_error"
+            )
+            return RunnableMap(raw=llm) | with_fallback
+        return llm | parser
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _map_choice(choice: Any) -> Any:
+    from kimi_coder_auth.wire import map_tool_choice
+
+    return map_tool_choice(choice)
+
+
+def _emit_warnings(messages: Sequence[str]) -> None:
+    for text in messages:
+        warnings.warn(text, UserWarning, stacklevel=4)
+
+
+def _require_tool_call(tool_name: str) -> Callable[[BaseMessage], BaseMessage]:
+    """A step that fails clearly when a structured-output turn came back without the tool call."""
+
+    def check(message: BaseMessage) -> BaseMessage:
+        if isinstance(message, AIMessage) and (message.tool_calls or message.invalid_tool_calls):
+            return message
+        relaxed = bool(message.response_metadata.get("tool_choice_relaxed"))
+        why = (
+            " The forced tool choice was relaxed to 'auto' because the model was thinking "
+            "(Kimi rejects a forced tool_choice with thinking on), and the model answered in "
+            "text instead."
+            if relaxed
+            else ""
+        )
+        raise OutputParserException(
+            f"The model did not call the structured-output tool {tool_name!r}.{why} Use "
+            "thinking=False or a model that can turn thinking off, or "
+            "with_structured_output(method='json_schema').",
+            llm_output=message.text if isinstance(message.content, (str, list)) else None,
+        )
+
+    return check
+
+
+class _StreamState:
+    """Turns the core's ``StreamDelta``s into LangChain chunks for one stream.
+
+    v1 output gets explicit, never-colliding block indexes (reasoning, text and each tool call
+    take the next free index when first seen), so aggregation never merges a tool call into a
+    reasoning or text block. v0 output emits one kind per chunk (reasoning, text, tool calls).
+    """
+
+    __slots__ = (
+        "accumulator",
+        "built",
+        "include_usage",
+        "message_id",
+        "model",
+        "next_index",
+        "reasoning_index",
+        "text_index",
+        "tool_index",
+        "v1",
+    )
+
+    def __init__(self, built: BuiltRequest, *, v1: bool) -> None:
+        from kimi_coder_auth.wire import StreamAccumulator
+
+        self.accumulator = StreamAccumulator()
+        self.built = built
+        self.v1 = v1
+        self.model = built.body["model"]
+        self.include_usage = "stream_options" in built.body
+        self.message_id: str | None = None
+        self.next_index = 0
+        self.reasoning_index: int | None = None
+        self.text_index: int | None = None
+        self.tool_index: dict[int, int] = {}
+
+    def _new_index(self) -> int:
+        idx = self.next_index
+        self.next_index += 1
+        return idx
+
+    def _meta(self) -> dict[str, Any]:
+        if self.v1:
+            return {"model_provider": MODEL_PROVIDER, "output_version": "v1"}
+        return {"model_provider": MODEL_PROVIDER}
+
+    def chunks(self, delta: StreamDelta) -> list[ChatGenerationChunk]:
+        """The LangChain chunks for one delta (usually one; empty for metadata-only deltas)."""
+        if self.message_id is None and delta.id:
+            self.message_id = delta.id
+        out: list[ChatGenerationChunk] = []
+        v1 = self.v1
+        if delta.reasoning is not None:
+            content: Any = ""
+            if v1:
+                if self.reasoning_index is None:
+                    self.reasoning_index = self._new_index()
+                content = [
+                    {"type": "reasoning", "reasoning": delta.reasoning, "index": self.reasoning_index}
+                ]
+            out.append(
+                ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content=content,
+                        additional_kwargs={"reasoning_content": delta.reasoning},
+                        response_metadata=self._meta(),
+                        id=self.message_id,
+                    )
+                )
+            )
+        if delta.content:
+            if v1:
+                if self.text_index is None:
+                    self.text_index = self._new_index()
+                content = [{"type": "text", "text": delta.content, "index": self.text_index}]
+            else:
+                content = delta.content
+            out.append(
+                ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content=content, response_metadata=self._meta(), id=self.message_id
+                    )
+                )
+            )
+        if delta.tool_calls:
+            tool_chunks = []
+            blocks: list[dict[str, Any]] = []
+            for tc in delta.tool_calls:
+                tool_chunks.append(
+                    tool_call_chunk(name=tc.name, args=tc.arguments, id=tc.id, index=tc.index)
+                )
+                if v1:
+                    idx = self.tool_index.get(tc.index)
+                    if idx is None:
+                        idx = self.tool_index[tc.index] = self._new_index()
+                    blocks.append(
+                        {
+                            "type": "tool_call_chunk",
+                            "id": tc.id,
+                            "name": tc.name,
+                            "args": tc.arguments,
+                            "index": idx,
+                        }
+                    )
+            out.append(
+                ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content=blocks if v1 else "",
+                        tool_call_chunks=tool_chunks,
+                        response_metadata=self._meta(),
+                        id=self.message_id,
+                    )
+                )
+            )
+        return out
+
+    def final(self, trace_id: str | None) -> ChatGenerationChunk:
+        """The closing chunk: usage, finish reason, model name, ids; ``chunk_position="last"``."""
+        acc = self.accumulator
+        meta = self._meta()
+        meta["model_name"] = acc.model or self.model
+        meta["finish_reason"] = acc.finish_reason
+        if acc.id:
+            meta["id"] = acc.id
+        if trace_id:
+            meta["x_trace_id"] = trace_id
+        if self.built.tool_choice_relaxed:
+            meta["tool_choice_relaxed"] = True
+        usage = usage_to_metadata(acc.usage) if (acc.usage and self.include_usage) else None
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=[] if self.v1 else "",
+                response_metadata=meta,
+                usage_metadata=usage,
+                chunk_position="last",
+                id=self.message_id or acc.id,
+            ),
+            generation_info={"finish_reason": acc.finish_reason},
+        )

@@ -1,0 +1,582 @@
+"""`KimiCoderLLM`: a LlamaIndex `FunctionCallingLLM` for the Kimi Coding Plan.
+
+Thin by design: framework messages become wire messages (`messages.py`), Kimi's request rules
+are applied by `kimi_coder_auth.wire`, and HTTP, credentials, retries and errors belong to
+`kimi_coder_auth.transport.Transport`. This module only maps the results back to LlamaIndex.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from json import JSONDecodeError
+from typing import TYPE_CHECKING, Any, Literal
+
+from llama_index.core.base.llms.generic_utils import prompt_to_messages
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+
+from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
+from kimi_coder_auth.secret import Secret
+from kimi_coder_auth.wire import (
+    BuiltRequest,
+    StreamAccumulator,
+    abuild_request,
+    build_request,
+    parse_completion,
+)
+
+from .messages import (
+    completion_to_message,
+    messages_to_wire,
+    tool_calls_to_dicts,
+    usage_to_dict,
+)
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
+    from kimi_coder_auth.transport import Transport
+
+__all__ = ["KimiCoderLLM"]
+
+# Per-call kwargs that map to `build_request` parameters.
+_SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "n")
+# LlamaIndex-internal kwargs that must never reach the request body.
+_DROP = frozenset({"strict", "use_chat_completions", "formatted", "verbose"})
+
+
+class _StreamBuilder:
+    """Turns SSE chunk dicts into cumulative `ChatResponse`s (one per meaningful chunk).
+
+    The core `StreamAccumulator` merges reasoning, text and tool calls (by index, several per
+    chunk); this class only keeps the cumulative strings the LlamaIndex blocks need.
+    """
+
+    __slots__ = (
+        "acc", "blocks", "content", "reasoning", "tool_calls", "tool_dicts", "usage",
+        "usage_raw", "yielded",
+    )
+
+    def __init__(self) -> None:
+        self.acc = StreamAccumulator()
+        self.content = ""
+        self.reasoning: str | None = None
+        self.tool_calls: list[Any] = []
+        self.tool_dicts: list[dict[str, Any]] = []
+        # [thinking block or None, text block, *tool-call blocks]; a block is rebuilt only
+        # when its part changed, so unchanged parts cost nothing per chunk.
+        self.blocks: list[Any] = [None, TextBlock(text="")]
+        self.usage: dict[str, Any] | None = None
+        self.usage_raw: dict[str, Any] | None = None
+        self.yielded = False
+
+    def step(self, chunk: Mapping[str, Any]) -> ChatResponse | None:
+        d = self.acc.feed(chunk)
+        changed = False
+        blocks = self.blocks
+        if d.reasoning is not None:
+            self.reasoning = d.reasoning if self.reasoning is None else self.reasoning + d.reasoning
+            blocks[0] = ThinkingBlock(content=self.reasoning)
+            changed = True
+        if d.content:
+            self.content += d.content
+            blocks[1] = TextBlock(text=self.content)
+            changed = True
+        if d.tool_calls:
+            self.tool_calls = calls = self.acc.tool_calls()
+            del blocks[2:]
+            blocks.extend(
+                ToolCallBlock(tool_call_id=c.id, tool_name=c.name, tool_kwargs=c.arguments)
+                for c in calls
+            )
+            self.tool_dicts = tool_calls_to_dicts(calls)
+            changed = True
+        if d.usage is not None:
+            self.usage = usage_to_dict(d.usage)
+            self.usage_raw = {**d.usage.raw, **self.usage}
+            changed = True
+        if d.finish_reason is not None:
+            changed = True
+        if not changed:
+            return None
+        return self._response(chunk, d.content or "", d.reasoning)
+
+    def _response(
+        self, chunk: Mapping[str, Any] | None, delta: str, thinking_delta: str | None
+    ) -> ChatResponse:
+        extra: dict[str, Any] = {}
+        if thinking_delta:
+            extra["thinking_delta"] = thinking_delta
+        raw: Any = chunk
+        if self.usage is not None:
+            extra.update(self.usage)
+            raw = {**(chunk or {}), "usage": self.usage_raw}
+        self.yielded = True
+        blocks = self.blocks
+        message = ChatMessage(
+            role=MessageRole.ASSISTANT,
+            blocks=blocks[1:] if blocks[0] is None else list(blocks),
+            additional_kwargs={"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {},
+        )
+        return ChatResponse(message=message, delta=delta, raw=raw, additional_kwargs=extra)
+
+    def final(self) -> ChatResponse | None:
+        """A closing response when the stream produced nothing, so callers always get one."""
+        return None if self.yielded else self._response(None, "", None)
+
+
+def _chat_to_completion(response: ChatResponse) -> CompletionResponse:
+    """A ChatResponse as a CompletionResponse, keeping usage, tool calls and reasoning."""
+    extra = {**response.message.additional_kwargs, **response.additional_kwargs}
+    for block in response.message.blocks:
+        if isinstance(block, ThinkingBlock):
+            extra.setdefault("reasoning_content", block.content or "")
+            break
+    return CompletionResponse(
+        text=response.message.content or "",
+        additional_kwargs=extra,
+        raw=response.raw,
+        delta=response.delta,
+    )
+
+
+class KimiCoderLLM(FunctionCallingLLM):
+    """Kimi Coding Plan (`kimi-for-coding`) as a LlamaIndex function-calling chat LLM.
+
+    Credentials: `api_key=` if given (never shown in repr or serialisation), else the same
+    login the Kimi CLIs use, discovered lazily on the first request (`credentials=` pins one
+    source). Reasoning comes back as a `ThinkingBlock` (streaming: `thinking_delta`) and is
+    replayed on later turns, so tool loops work with thinking on. No I/O in the constructor.
+
+    Example:
+        ```python
+        from llama_index_kimi_coder import KimiCoderLLM
+
+        llm = KimiCoderLLM()                       # discovered login, thinking per server default
+        print(llm.complete("Say hi").text)
+        ```
+    """
+
+    model: str = Field(default=DEFAULT_MODEL, description="Kimi model id.")
+    base_url: str | None = Field(
+        default=None,
+        description="API base URL; None = KIMI_CODE_BASE_URL or https://api.kimi.com/coding/v1.",
+    )
+    credentials: Literal["env", "kimi-cli", "kimi-code"] | None = Field(
+        default=None, description="Pin one credential source instead of the discovery chain."
+    )
+    thinking: bool | None = Field(
+        default=None, description="True/False to switch reasoning on/off; None = server default."
+    )
+    effort: str | None = Field(default=None, description="Reasoning effort, for models with levels.")
+    max_tokens: int = Field(
+        default=32768, gt=0, description="Output budget per call (reasoning counts against it)."
+    )
+    context_window: int | None = Field(
+        default=None, gt=0, description="Override the context window; None = model catalogue."
+    )
+    timeout: float | None = Field(
+        default=None, description="Request timeout in seconds; None = the transport's default."
+    )
+    max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/connection errors.")
+    user_agent: str | None = Field(
+        default=None,
+        description="User-Agent; None = KIMI_CODER_USER_AGENT or kimi-coder's own honest default.",
+    )
+    default_headers: dict[str, str] | None = Field(
+        default=None, description="Extra headers sent with every request."
+    )
+    forced_tool_choice: Literal["disable_thinking", "auto", "error"] = Field(
+        default="disable_thinking",
+        description=(
+            "What to do when a tool call is forced (tool_required, named tool_choice, structured "
+            "output) while thinking is on, which Kimi rejects: disable thinking for that call, "
+            "relax to 'auto', or raise."
+        ),
+    )
+    temperature: float | None = Field(default=None, description="Sent only when set.")
+    top_p: float | None = Field(default=None, description="Sent only when set.")
+    presence_penalty: float | None = Field(default=None, description="Sent only when set.")
+    frequency_penalty: float | None = Field(default=None, description="Sent only when set.")
+    seed: int | None = Field(default=None, description="Sent only when set.")
+    stop: list[str] | None = Field(default=None, description="Stop sequences.")
+    additional_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra request-body fields, merged last."
+    )
+    reasoning_placeholder: str | None = Field(
+        default=None,
+        description=(
+            "reasoning_content sent on assistant tool-call turns that carry none while thinking "
+            "is on (history from memory or another model); None = the core's default."
+        ),
+    )
+
+    _api_key: Secret | None = PrivateAttr(default=None)
+    _transport: Transport | None = PrivateAttr(default=None)
+    _transport_key: tuple[Any, ...] | None = PrivateAttr(default=None)
+    _live_models: list[dict[str, Any]] | None = PrivateAttr(default=None)
+
+    def __init__(self, *, api_key: str | Secret | None = None, **data: Any) -> None:
+        super().__init__(**data)
+        if api_key is not None:
+            if not isinstance(api_key, (str, Secret)):
+                raise TypeError("api_key must be a str (a Kimi Code API key) or a Secret.")
+            self._api_key = Secret(api_key)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "KimiCoderLLM"
+
+    # ------------------------------------------------------------------ configuration
+
+    @property
+    def model_info(self) -> ModelInfo:
+        """Capabilities of `model`: the live `/models` entry once loaded, else the built-in one."""
+        return get_model_info(self.model, live=self._live_models)
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        info = self.model_info
+        return LLMMetadata(
+            context_window=self.context_window or info.context_length,
+            num_output=self.max_tokens,
+            is_chat_model=True,
+            is_function_calling_model=True,
+            model_name=self.model,
+            system_role=MessageRole.SYSTEM,
+        )
+
+    def _get_transport(self) -> Transport:
+        key = (
+            self.base_url,
+            self.credentials,
+            self.user_agent,
+            self.timeout,
+            self.max_retries,
+            tuple(sorted((self.default_headers or {}).items())),
+        )
+        transport = self._transport
+        if transport is None or key != self._transport_key:
+            from kimi_coder_auth.sources import resolve_credential
+            from kimi_coder_auth.transport import Transport
+
+            credential = resolve_credential(api_key=self._api_key, credentials=self.credentials)
+            transport = Transport(
+                credential=credential,
+                base_url=self.base_url,
+                user_agent=self.user_agent,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                default_headers=self.default_headers,
+            )
+            self._transport, self._transport_key = transport, key
+        return transport
+
+    def load_model_info(self) -> ModelInfo:
+        """Fetch `GET /models` (cached by the transport) so `metadata` reflects the server."""
+        self._live_models = list(self._get_transport().list_models())
+        return self.model_info
+
+    async def aload_model_info(self) -> ModelInfo:
+        """Async `load_model_info`."""
+        self._live_models = list(await self._get_transport().alist_models())
+        return self.model_info
+
+    # ------------------------------------------------------------------ request building
+
+    def _request_args(
+        self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        kw = dict(kwargs)
+        sampling = {name: kw.pop(name, getattr(self, name, None)) for name in _SAMPLING}
+        max_tokens = kw.pop("max_tokens", None)
+        max_completion_tokens = kw.pop("max_completion_tokens", None)
+        max_tokens = max_tokens or max_completion_tokens
+        args: dict[str, Any] = {
+            "tools": kw.pop("tools", None),
+            "tool_choice": kw.pop("tool_choice", None),
+            "thinking": kw.pop("thinking", self.thinking),
+            "effort": kw.pop("effort", self.effort),
+            "max_tokens": max_tokens or self.max_tokens,
+            "stream": stream,
+            "stop": kw.pop("stop", self.stop),
+            "parallel_tool_calls": kw.pop("parallel_tool_calls", None),
+            "response_format": kw.pop("response_format", None),
+            "forced_tool_policy": kw.pop("forced_tool_choice", self.forced_tool_choice),
+            "model_info": self.model_info,
+        }
+        if self.reasoning_placeholder is not None:
+            args["reasoning_placeholder"] = self.reasoning_placeholder
+        for name in _DROP:
+            kw.pop(name, None)
+        extra = {**self.additional_kwargs, **kw}
+        if extra:
+            args["extra"] = extra
+        args.update(sampling)
+        return messages_to_wire(messages), args
+
+    def _build(self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]) -> dict:
+        wire, args = self._request_args(messages, stream, kwargs)
+        return self._surface(build_request(self.model, wire, **args))
+
+    async def _abuild(
+        self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]
+    ) -> dict:
+        wire, args = self._request_args(messages, stream, kwargs)
+        return self._surface(await abuild_request(self.model, wire, **args))
+
+    @staticmethod
+    def _surface(built: BuiltRequest) -> dict:
+        for message in built.warnings:
+            warnings.warn(message, UserWarning, stacklevel=4)
+        return built.body
+
+    @staticmethod
+    def _chat_response(data: dict[str, Any], trace_id: str | None) -> ChatResponse:
+        completion = parse_completion(data)
+        extra: dict[str, Any] = {}
+        raw: dict[str, Any] = data
+        if completion.usage is not None:
+            counts = usage_to_dict(completion.usage)
+            extra.update(counts)
+            raw = {**data, "usage": {**completion.usage.raw, **counts}}
+        if trace_id:
+            extra["trace_id"] = trace_id
+        return ChatResponse(
+            message=completion_to_message(completion), raw=raw, additional_kwargs=extra
+        )
+
+    # ------------------------------------------------------------------ private calls
+
+    def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        body = self._build(messages, False, kwargs)
+        result = self._get_transport().chat(body)
+        return self._chat_response(result.data, getattr(result, "trace_id", None))
+
+    async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        body = await self._abuild(messages, False, kwargs)
+        result = await self._get_transport().achat(body)
+        return self._chat_response(result.data, getattr(result, "trace_id", None))
+
+    def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        body = self._build(messages, True, kwargs)
+        transport = self._get_transport()
+
+        def gen() -> Iterator[ChatResponse]:
+            builder = _StreamBuilder()
+            stream = transport.stream_chat(body)
+            try:
+                for chunk in stream:
+                    response = builder.step(chunk)
+                    if response is not None:
+                        yield response
+            finally:
+                stream.close()
+            last = builder.final()
+            if last is not None:
+                yield last
+
+        return gen()
+
+    async def _astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        body = await self._abuild(messages, True, kwargs)
+        transport = self._get_transport()
+
+        async def gen() -> AsyncIterator[ChatResponse]:
+            builder = _StreamBuilder()
+            stream = transport.astream_chat(body)
+            try:
+                async for chunk in stream:
+                    response = builder.step(chunk)
+                    if response is not None:
+                        yield response
+            finally:
+                await stream.aclose()
+            last = builder.final()
+            if last is not None:
+                yield last
+
+        return gen()
+
+    # ------------------------------------------------------------------ public API
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        return self._stream_chat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return await self._achat(messages, **kwargs)
+
+    @llm_chat_callback()
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        return await self._astream_chat(messages, **kwargs)
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return _chat_to_completion(self._chat(prompt_to_messages(prompt), **kwargs))
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        chunks = self._stream_chat(prompt_to_messages(prompt), **kwargs)
+
+        def gen() -> Iterator[CompletionResponse]:
+            for response in chunks:
+                yield _chat_to_completion(response)
+
+        return gen()
+
+    @llm_completion_callback()
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        return _chat_to_completion(await self._achat(prompt_to_messages(prompt), **kwargs))
+
+    @llm_completion_callback()
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        chunks = await self._astream_chat(prompt_to_messages(prompt), **kwargs)
+
+        async def gen() -> AsyncIterator[CompletionResponse]:
+            async for response in chunks:
+                yield _chat_to_completion(response)
+
+        return gen()
+
+    # ------------------------------------------------------------------ tools
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Chat kwargs for a tool turn; a forced choice is reconciled with thinking by the core
+        (`forced_tool_choice`). The caller's `chat_history` list is not modified."""
+        specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
+        if user_msg is not None:
+            messages.append(user_msg)
+        out: dict[str, Any] = {"messages": messages, **kwargs}
+        if specs:
+            out["tools"] = specs
+            if tool_choice is None:
+                tool_choice = "required" if tool_required else "auto"
+            out["tool_choice"] = tool_choice
+            out["parallel_tool_calls"] = allow_parallel_tool_calls
+        return out
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Keep only the first tool call when parallel calls are not allowed (both forms)."""
+        if not allow_parallel_tool_calls:
+            message = response.message
+            seen = False
+            kept = []
+            for block in message.blocks:
+                if isinstance(block, ToolCallBlock):
+                    if seen:
+                        continue
+                    seen = True
+                kept.append(block)
+            message.blocks = kept
+            calls = message.additional_kwargs.get("tool_calls")
+            if isinstance(calls, list) and len(calls) > 1:
+                message.additional_kwargs["tool_calls"] = calls[:1]
+        return response
+
+    def get_tool_calls_from_response(
+        self,
+        response: ChatResponse,
+        error_on_no_tool_call: bool = True,
+        **kwargs: Any,
+    ) -> list[ToolSelection]:
+        """Tool calls of a response (ToolCallBlocks, else `additional_kwargs["tool_calls"]`).
+
+        Safe on every streamed chunk: partial argument JSON is parsed as far as it goes.
+        """
+        entries: list[tuple[str, str, Any]] = [
+            (b.tool_call_id or "", b.tool_name, b.tool_kwargs)
+            for b in response.message.blocks
+            if isinstance(b, ToolCallBlock)
+        ]
+        if not entries:
+            for raw in response.message.additional_kwargs.get("tool_calls") or []:
+                if isinstance(raw, Mapping):
+                    fn = raw.get("function") or {}
+                    entries.append((raw.get("id") or "", fn.get("name") or "", fn.get("arguments")))
+                else:
+                    fn = getattr(raw, "function", None)
+                    entries.append(
+                        (
+                            getattr(raw, "id", None) or "",
+                            getattr(fn, "name", None) or "",
+                            getattr(fn, "arguments", None),
+                        )
+                    )
+        if not entries:
+            if error_on_no_tool_call:
+                raise ValueError(
+                    "Expected at least one tool call, but the model answered without one. "
+                    "Ask for the tool explicitly, or pass tool_required=True."
+                )
+            return []
+        return [
+            ToolSelection(tool_id=call_id, tool_name=name, tool_kwargs=_parse_args(args))
+            for call_id, name, args in entries
+        ]
+
+
+def _parse_args(args: Any) -> dict[str, Any]:
+    """Tool arguments as a dict; partial JSON (mid-stream) is completed as far as possible."""
+    if isinstance(args, dict):
+        return args
+    if not isinstance(args, str) or not args.strip():
+        return {}
+    from llama_index.core.llms.utils import parse_partial_json
+
+    try:
+        value = parse_partial_json(args)
+    except (ValueError, TypeError, JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
