@@ -15,4 +15,6 @@ __all__ = ["default_user_agent"]
 def default_user_agent() -> str:
     """`kimi-coder/<version> (python <x.y>; <platform>)`: who we are, never another client's name."""
     system = platform.system().lower() or "unknown"
-    return f"kimi-coder/{__version__} (python {sys.version_info[0]}.{sys.version_info[1]}; {system})"
+    return (
+        f"kimi-coder/{__version__} (python {sys.version_info[0]}.{sys.version_info[1]}; {system})"
+    )

@@ -24,7 +24,12 @@ __all__ = ["DirLock", "FlockLock", "LockTimeout"]
 
 logger = logging.getLogger("kimi_coder_auth.locks")
 
-_UNSUPPORTED = {errno.ENOSYS, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP), errno.ENOLCK}
+_UNSUPPORTED = {
+    errno.ENOSYS,
+    errno.EOPNOTSUPP,
+    getattr(errno, "ENOTSUP", errno.EOPNOTSUPP),
+    errno.ENOLCK,
+}
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -49,7 +54,9 @@ class FlockLock:
     coordinate with through another mechanism, and kimi-cli behaves the same way.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0, poll: float = 0.05) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 30.0, poll: float = 0.05
+    ) -> None:
         self.path = Path(path)
         self.timeout = timeout
         self.poll = poll
@@ -60,7 +67,9 @@ class FlockLock:
         try:
             if not self.path.parent.is_dir():
                 self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            return os.open(str(self.path), os.O_CREAT | os.O_RDWR | getattr(os, "O_BINARY", 0), 0o600)
+            return os.open(
+                str(self.path), os.O_CREAT | os.O_RDWR | getattr(os, "O_BINARY", 0), 0o600
+            )
         except OSError as exc:
             _warn_once(
                 f"open:{self.path}",
@@ -274,7 +283,10 @@ class DirLock:
         self.locked = True
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._keep_fresh, args=(self._stop,), name="kimi-code-lock-keepalive", daemon=True
+            target=self._keep_fresh,
+            args=(self._stop,),
+            name="kimi-code-lock-keepalive",
+            daemon=True,
         )
         self._thread.start()
         return True

@@ -49,7 +49,9 @@ _MAX_DESCRIPTION = 300
 class RefreshRejected(ReauthRequired):
     """The OAuth server rejected the refresh token (401/403 or `invalid_grant`)."""
 
-    def __init__(self, message: str, *, status: int | None = None, error: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, error: str | None = None
+    ) -> None:
         self.status = status
         self.error = error
         super().__init__(message)
@@ -57,7 +59,11 @@ class RefreshRejected(ReauthRequired):
 
 def oauth_host() -> str:
     """`$KIMI_CODE_OAUTH_HOST`, then `$KIMI_OAUTH_HOST`, then https://auth.kimi.com (no trailing /)."""
-    host = os.environ.get("KIMI_CODE_OAUTH_HOST") or os.environ.get("KIMI_OAUTH_HOST") or DEFAULT_OAUTH_HOST
+    host = (
+        os.environ.get("KIMI_CODE_OAUTH_HOST")
+        or os.environ.get("KIMI_OAUTH_HOST")
+        or DEFAULT_OAUTH_HOST
+    )
     return host.strip().rstrip("/")
 
 
@@ -118,7 +124,9 @@ def _parse(response: httpx.Response, url: str) -> tuple[int, dict[str, Any]]:
 
 
 def _connection_error(exc: Exception, url: str) -> OAuthError:
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
+    kind = (
+        "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
+    )
     return OAuthError(
         f"The request to the OAuth server {urlsplit(url).netloc} {kind}.",
         hint="Check your network connection and KIMI_CODE_OAUTH_HOST, then retry.",
@@ -186,7 +194,9 @@ def refresh_access_token(
     if status == 200 and error is None:
         base = previous
         if base is None or base.refresh_token != refresh_token:
-            base = OAuthToken(Secret(""), refresh_token, 0.0, extra=dict(previous.extra) if previous else {})
+            base = OAuthToken(
+                Secret(""), refresh_token, 0.0, extra=dict(previous.extra) if previous else {}
+            )
         return OAuthToken.from_response(data, now=clock.now(), previous=base)
     description = error_description(data)
     detail = f" ({description})" if description and description != error else ""
@@ -200,7 +210,10 @@ def refresh_access_token(
             error=error,
         )
     raise OAuthError(
-        f"Refreshing the access token failed: {status}" + (f" {error}" if error else "") + detail + ".",
+        f"Refreshing the access token failed: {status}"
+        + (f" {error}" if error else "")
+        + detail
+        + ".",
         status=status,
         error=error,
         hint="This is usually temporary; retry in a moment.",

@@ -81,7 +81,9 @@ def kimi_code_scoped_name() -> str | None:
     base_url = _normalize_endpoint(base_env or DEFAULT_KIMI_CODE_BASE_URL)
     if oauth_host == DEFAULT_OAUTH_HOST and base_url == DEFAULT_KIMI_CODE_BASE_URL:
         return None
-    payload = json.dumps({"oauthHost": oauth_host, "baseUrl": base_url}, separators=(",", ":"), ensure_ascii=False)
+    payload = json.dumps(
+        {"oauthHost": oauth_host, "baseUrl": base_url}, separators=(",", ":"), ensure_ascii=False
+    )
     return "kimi-code-env-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 

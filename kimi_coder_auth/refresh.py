@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from . import clock
 from .errors import (
-    CredentialBusy,
+    CredentialError,
     CredentialsUnavailable,
     OAuthError,
     ReauthRequired,
@@ -30,7 +30,8 @@ from .errors import (
 )
 from .oauth import RefreshRejected, refresh_access_token
 from .secret import Secret
-from .token import OAuthToken
+from .stores import TokenStore
+from .token import MANDATORY_WINDOW, OAuthToken
 
 __all__ = [
     "ADVISORY_RETRY_DELAY",
@@ -46,6 +47,8 @@ ADVISORY_RETRY_DELAY = 30.0
 REJECTED_COOLDOWN = 300.0
 REFRESH_TIMEOUT = 5.0  # one POST while holding a lock kimi-cli waits ~5-10 s for
 REJECTED_REREAD_DELAY = 0.2
+ADVISORY_LOCK_WAIT = 1.0  # max wait for the cross-process lock while the token is still good
+BUSY_HOLD = 5.0  # serve the current token this long after finding the lock busy
 
 
 @dataclass(frozen=True)
@@ -115,16 +118,25 @@ def _humanize(seconds: float) -> str:
 class OAuthCredential:
     """A refreshing credential backed by one `TokenStore`; safe to share between threads and loops."""
 
-    def __init__(self, store, *, oauth_host: str | None = None, lock_timeout: float = 30.0) -> None:
+    def __init__(
+        self, store: TokenStore, *, oauth_host: str | None = None, lock_timeout: float = 30.0
+    ) -> None:
         self.store = store
         self.source: str = store.name
         self._oauth_host = oauth_host
         self.lock_timeout = lock_timeout
         self._lock = threading.Lock()
         self._token: OAuthToken | None = None
-        self._access: Secret | None = None
-        self._fresh_until = float("-inf")
+        # (access token, fresh until): one attribute so the lock-free hot path reads it atomically
+        self._hot: tuple[Secret, float] | None = None
         self._retry_after = float("-inf")
+
+    def __copy__(self) -> OAuthCredential:
+        """Credentials are shared objects: copying returns the same one (one cache, one lock)."""
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> OAuthCredential:
+        return self
 
     def __repr__(self) -> str:
         return f"OAuthCredential(source={self.source!r}, store={self.store!r})"
@@ -133,36 +145,36 @@ class OAuthCredential:
 
     def get_token(self) -> Secret:
         """A token fresh enough to use; refreshes (blocking) when due."""
-        access = self._access
-        if access is not None and clock.now() < self._fresh_until:
-            return access
+        hot = self._hot
+        if hot is not None and clock.now() < hot[1]:
+            return hot[0]
         token = self._token
-        if token is not None and not token.in_mandatory_window(clock.now()):
+        if token is not None and token.access_token and not token.in_mandatory_window(clock.now()):
             # Advisory window: never wait for a refresh another thread is already doing.
             if not self._lock.acquire(blocking=False):
                 return token.access_token
         else:
             self._lock.acquire()
         try:
-            access = self._access
-            if access is not None and clock.now() < self._fresh_until:
-                return access
+            hot = self._hot
+            if hot is not None and clock.now() < hot[1]:
+                return hot[0]
             return self._slow_path(rejected=None)
         finally:
             self._lock.release()
 
     async def aget_token(self) -> Secret:
         """Async `get_token`; the hot path stays on the loop, the slow path runs in a thread."""
-        access = self._access
-        if access is not None and clock.now() < self._fresh_until:
-            return access
+        hot = self._hot
+        if hot is not None and clock.now() < hot[1]:
+            return hot[0]
         return await asyncio.to_thread(self.get_token)
 
     def on_unauthorized(self, rejected: Secret) -> Secret | None:
         """After a 401 with `rejected`: a different current token, or one forced refresh."""
         with self._lock:
-            current = self._access
-            if current is not None and current != rejected:
+            current = self._token.access_token if self._token is not None else None
+            if current and current != rejected and not self._token.is_expired(clock.now()):  # type: ignore[union-attr]
                 return current
             return self._slow_path(rejected=rejected)
 
@@ -185,7 +197,9 @@ class OAuthCredential:
         except CredentialsUnavailable as exc:  # pragma: no cover - defensive
             return CredentialStatus(self.source, location, None, False, exc.message)
         except Exception as exc:  # CredentialFileCorrupt and friends
-            return CredentialStatus(self.source, location, None, False, getattr(exc, "message", str(exc)))
+            return CredentialStatus(
+                self.source, location, None, False, getattr(exc, "message", str(exc))
+            )
         if token is None:
             return CredentialStatus(self.source, location, None, False, "missing: no login stored")
         now = clock.now()
@@ -198,19 +212,21 @@ class OAuthCredential:
             detail += "; refreshes automatically" if refreshable else "; cannot be refreshed"
         else:
             detail = f"access token expired {_humanize(left)} ago"
-            detail += "; refreshes on next use" if refreshable else "; no refresh token: log in again"
-        return CredentialStatus(self.source, location, token.expires_at or None, refreshable, detail)
+            detail += (
+                "; refreshes on next use" if refreshable else "; no refresh token: log in again"
+            )
+        return CredentialStatus(
+            self.source, location, token.expires_at or None, refreshable, detail
+        )
 
     # ------------------------------------------------------------------ internals
 
     def _set(self, token: OAuthToken | None) -> None:
         self._token = token
         if token is None or not token.access_token:
-            self._access = None
-            self._fresh_until = float("-inf")
+            self._hot = None
         else:
-            self._access = token.access_token
-            self._fresh_until = token.fresh_until
+            self._hot = (token.access_token, token.fresh_until)
 
     def _location(self) -> str:
         return str(self.store.path)
@@ -233,7 +249,9 @@ class OAuthCredential:
         return not token.needs_refresh(now)
 
     def _reauth(self, why: str) -> ReauthRequired:
-        return ReauthRequired(f"The {self.source} login in {self._location()} {why}", source=self.source)
+        return ReauthRequired(
+            f"The {self.source} login in {self._location()} {why}", source=self.source
+        )
 
     def _slow_path(self, *, rejected: Secret | None) -> Secret:
         """Holding `self._lock`: adopt from the file or refresh under the cross-process lock."""
@@ -242,36 +260,60 @@ class OAuthCredential:
         if self._usable(disk, rejected, now):
             self._set(disk)
             return disk.access_token
-        if rejected is None and self._retry_after > clock.monotonic() and not disk.in_mandatory_window(now):
+        if (
+            rejected is None
+            and self._retry_after > clock.monotonic()
+            and not disk.in_mandatory_window(now)
+        ):
             # A refresh failed recently; the token is still good for a while.
-            self._set_stale(disk)
+            self._set_stale(disk, self._retry_after - clock.monotonic())
             return disk.access_token
         instead = self._check_refreshable(disk, rejected, now)
         if instead is not None:
             return instead
 
+        # Advisory window: a peer holding the lock is probably refreshing; wait only briefly.
+        advisory = rejected is None and not disk.in_mandatory_window(now)
+        lock = self.store.lock(
+            min(self.lock_timeout, ADVISORY_LOCK_WAIT) if advisory else self.lock_timeout
+        )
         try:
-            with self.store.lock(self.lock_timeout):
-                return self._refresh_locked(disk, rejected)
-        except CredentialBusy:
+            lock.__enter__()
+        except CredentialError as exc:
+            # Lock held too long by a peer (CredentialBusy) or impossible to prepare: never
+            # refresh without it; use what the file holds if that is still valid.
+            logger.debug("Credential lock unavailable: %s", exc.message)
             now = clock.now()
             again = self._read()
             if again.access_token and not again.is_expired(now) and again.access_token != rejected:
-                self._set_stale(again) if again.needs_refresh(now) else self._set(again)
+                if again.needs_refresh(now):
+                    self._set_stale(again, BUSY_HOLD)
+                else:
+                    self._set(again)
                 return again.access_token
             raise
+        try:
+            return self._refresh_locked(disk, rejected)
+        finally:
+            lock.__exit__(None, None, None)
 
-    def _set_stale(self, token: OAuthToken) -> None:
-        """Cache a token we hand out while its refresh is postponed (hot path skips it)."""
-        self._set(token)
-        self._fresh_until = float("-inf")
+    def _set_stale(self, token: OAuthToken, hold: float = 0.0) -> None:
+        """Cache a token handed out while its refresh is postponed.
 
-    def _check_refreshable(self, disk: OAuthToken, rejected: Secret | None, now: float) -> Secret | None:
+        The hot path may serve it for `hold` more seconds, never into the mandatory window.
+        """
+        self._token = token
+        until = min(clock.now() + hold, token.expires_at - MANDATORY_WINDOW)
+        self._hot = (token.access_token, until) if hold > 0 and token.access_token else None
+
+    def _check_refreshable(
+        self, disk: OAuthToken, rejected: Secret | None, now: float
+    ) -> Secret | None:
         """None if `disk` can be refreshed; a token to use instead; raises when neither works."""
         if disk.refresh_token and not _is_rejected(self._location(), disk.refresh_token, now):
             return None
         if disk.access_token and not disk.is_expired(now) and disk.access_token != rejected:
-            self._set_stale(disk)
+            self._set_stale(disk, ADVISORY_RETRY_DELAY)
             return disk.access_token
         self._set(None)
         if not disk.refresh_token:
@@ -280,13 +322,18 @@ class OAuthCredential:
             raise self._reauth("has no refresh token and its access token is no longer valid.")
         raise self._reauth("was rejected by the server a moment ago.")
 
-    def _refresh_locked(self, before: OAuthToken, rejected: Secret | None) -> Secret:
+    def _refresh_locked(
+        self, before: OAuthToken, rejected: Secret | None, *, retry: bool = True
+    ) -> Secret:
         """Inside the store's lock: re-read, adopt a peer's rotation, or refresh once."""
         now = clock.now()
         disk = self._read()
         rotated = disk.refresh_token != before.refresh_token
         if self._usable(disk, rejected, now) or (
-            rotated and disk.access_token and not disk.is_expired(now) and disk.access_token != rejected
+            rotated
+            and disk.access_token
+            and not disk.is_expired(now)
+            and disk.access_token != rejected
         ):
             logger.debug("Adopting a token another process stored in %s", self._location())
             self._set(disk)
@@ -295,14 +342,16 @@ class OAuthCredential:
         if instead is not None:
             return instead
         logger.debug(
-            "Refreshing the %s access token (refresh token %s)", self.source, disk.refresh_token.fingerprint()
+            "Refreshing the %s access token (refresh token %s)",
+            self.source,
+            disk.refresh_token.fingerprint(),
         )
         try:
             new = refresh_access_token(
                 disk.refresh_token, host=self._oauth_host, timeout=REFRESH_TIMEOUT, previous=disk
             )
         except RefreshRejected:
-            return self._handle_rejected(disk, rejected)
+            return self._handle_rejected(disk, rejected, retry=retry)
         except OAuthError as exc:
             now = clock.now()
             if rejected is None and disk.access_token and not disk.in_mandatory_window(now):
@@ -315,7 +364,7 @@ class OAuthCredential:
                     ADVISORY_RETRY_DELAY,
                 )
                 self._retry_after = clock.monotonic() + ADVISORY_RETRY_DELAY
-                self._set_stale(disk)
+                self._set_stale(disk, ADVISORY_RETRY_DELAY)
                 return disk.access_token
             raise
         try:
@@ -331,7 +380,7 @@ class OAuthCredential:
         self._set(new)
         return new.access_token
 
-    def _handle_rejected(self, disk: OAuthToken, rejected: Secret | None) -> Secret:
+    def _handle_rejected(self, disk: OAuthToken, rejected: Secret | None, *, retry: bool) -> Secret:
         """invalid_grant: someone may have rotated without the lock; else log in again."""
         clock.sleep(REJECTED_REREAD_DELAY)
         now = clock.now()
@@ -340,10 +389,17 @@ class OAuthCredential:
         except Exception:
             again = None
         if again is not None and again.refresh_token and again.refresh_token != disk.refresh_token:
-            logger.debug("Refresh rejected but %s holds a newer login; adopting it", self._location())
-            self._set(again)
-            if again.access_token and not again.is_expired(now):
+            # Another tool rotated without the lock: never tombstone over its login.
+            logger.debug(
+                "Refresh rejected but %s holds a newer login; adopting it", self._location()
+            )
+            if again.access_token and not again.is_expired(now) and again.access_token != rejected:
+                self._set(again)
                 return again.access_token
+            if retry:
+                return self._refresh_locked(again, rejected, retry=False)
+            self._set(None)
+            raise self._reauth("keeps changing while its refresh is rejected; log in again.")
         _mark_rejected(self._location(), disk.refresh_token, now)
         self._set(None)
         self.store.mark_revoked(disk)

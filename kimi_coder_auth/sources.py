@@ -60,6 +60,13 @@ class StaticCredential:
         self._secret = Secret(secret.reveal().strip())
         self.source = source
 
+    def __copy__(self) -> StaticCredential:
+        """Credentials are shared objects: copying returns the same one (one cache, one lock)."""
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> StaticCredential:
+        return self
+
     def __repr__(self) -> str:
         return f"StaticCredential(source={self.source!r}, token=Secret('**********'))"
 
@@ -95,13 +102,19 @@ def oauth_credential_for(store: FileTokenStore) -> OAuthCredential:
         return cred
 
 
-def _probe_store(store: FileTokenStore) -> tuple[OAuthCredential | None, SourceAttempt, BaseException | None]:
+def _probe_store(
+    store: FileTokenStore,
+) -> tuple[OAuthCredential | None, SourceAttempt, BaseException | None]:
     """Check whether `store` holds a usable login; never raises for file problems."""
     location = str(store.path)
     try:
         token = store.read()
     except ReauthRequired as exc:
-        return None, SourceAttempt(store.name, "revoked: the login was rejected; log in again", location), exc
+        return (
+            None,
+            SourceAttempt(store.name, "revoked: the login was rejected; log in again", location),
+            exc,
+        )
     except CredentialFileCorrupt as exc:
         reason = exc.problem
         kind = "unreadable" if "permission" in reason or "cannot be read" in reason else "corrupt"
@@ -111,22 +124,47 @@ def _probe_store(store: FileTokenStore) -> tuple[OAuthCredential | None, SourceA
     now = clock.now()
     usable_access = bool(token.access_token) and not token.is_expired(now)
     if not token.refresh_token and not usable_access:
-        reason = "empty login (no tokens)" if not token.access_token else "no refresh token (access token expired)"
+        reason = (
+            "empty login (no tokens)"
+            if not token.access_token
+            else "no refresh token (access token expired)"
+        )
         return None, SourceAttempt(store.name, reason, location), None
-    if token.refresh_token and not usable_access and _is_rejected(location, token.refresh_token, now):
-        return None, SourceAttempt(store.name, "revoked: the refresh token was rejected", location), None
+    if (
+        token.refresh_token
+        and not usable_access
+        and _is_rejected(location, token.refresh_token, now)
+    ):
+        return (
+            None,
+            SourceAttempt(store.name, "revoked: the refresh token was rejected", location),
+            None,
+        )
     return oauth_credential_for(store), SourceAttempt(store.name, "usable", location), None
 
 
 class DiscoveredCredential:
     """The lazily discovered credential: walks the sources on first use, then sticks to the winner."""
 
-    def __init__(self, pin: str | None = None, *, share_dir: Path | None = None, code_home: Path | None = None) -> None:
+    def __init__(
+        self,
+        pin: str | None = None,
+        *,
+        share_dir: Path | None = None,
+        code_home: Path | None = None,
+    ) -> None:
         self.pin = pin
         self._share_dir = share_dir
         self._code_home = code_home
         self._delegate: Credential | None = None
         self._lock = threading.Lock()
+
+    def __copy__(self) -> DiscoveredCredential:
+        """Credentials are shared objects: copying returns the same one (one cache, one lock)."""
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> DiscoveredCredential:
+        return self
 
     def __repr__(self) -> str:
         return f"DiscoveredCredential(pin={self.pin!r}, resolved={self.source!r})"
@@ -139,7 +177,11 @@ class DiscoveredCredential:
         return self.pin or "auto"
 
     def _stores(self) -> list[FileTokenStore]:
-        cli = KimiCliStore(self._share_dir / "credentials" / "kimi-code.json") if self._share_dir else KimiCliStore()
+        cli = (
+            KimiCliStore(self._share_dir / "credentials" / "kimi-code.json")
+            if self._share_dir
+            else KimiCliStore()
+        )
         code = KimiCodeStore(self._code_home) if self._code_home else KimiCodeStore()
         return [cli, code]
 
@@ -210,7 +252,11 @@ class DiscoveredCredential:
         value = os.environ.get(ENV_API_KEY, "")
         out.append(
             CredentialStatus(
-                "env", ENV_API_KEY, None, False, "set (static API key)" if value.strip() else "not set"
+                "env",
+                ENV_API_KEY,
+                None,
+                False,
+                "set (static API key)" if value.strip() else "not set",
             )
         )
         for store in self._stores():
@@ -236,7 +282,9 @@ def _check_pin(credentials: str | None) -> str | None:
     return pin
 
 
-def resolve_credential(api_key: str | Secret | None = None, credentials: str | None = None) -> Credential:
+def resolve_credential(
+    api_key: str | Secret | None = None, credentials: str | None = None
+) -> Credential:
     """The credential to use, without any I/O (discovery runs on first `get_token()`).
 
     `api_key` wins and is never refreshed. Otherwise a process-wide `DiscoveredCredential` for
@@ -250,7 +298,9 @@ def resolve_credential(api_key: str | Secret | None = None, credentials: str | N
     with _registry_lock:
         cred = _discovered.get(key)
         if cred is None:
-            cred = _discovered[key] = DiscoveredCredential(pin, share_dir=share_dir, code_home=code_home)
+            cred = _discovered[key] = DiscoveredCredential(
+                pin, share_dir=share_dir, code_home=code_home
+            )
         return cred
 
 

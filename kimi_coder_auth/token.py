@@ -42,7 +42,9 @@ def refresh_threshold(expires_in: float) -> float:
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
-    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(type(value), "number")
+    return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
+        type(value), "number"
+    )
 
 
 def _file_str(d: Mapping[str, Any], key: str) -> str:

@@ -199,7 +199,7 @@ def build_chat_model(args: argparse.Namespace) -> Any:
 def stream_turn(model: Any, messages: list[BaseMessage], printer: StreamPrinter) -> AIMessage:
     """Stream one assistant turn, printing as it arrives; returns the assembled AIMessage
     (reasoning kept in `additional_kwargs` so the next turn replays it)."""
-    from langchain_core.messages import AIMessage, AIMessageChunk
+    from langchain_core.messages import AIMessage
 
     chunks: list[AIMessageChunk] = []
     for chunk in model.stream(messages):
@@ -246,7 +246,7 @@ def run_chat(
 ) -> int:
     """`kimi-coder chat [PROMPT]`: one streamed answer, or a REPL without a prompt.
     Returns 0, or 1 after printing the typed error (which says what to do next)."""
-    from langchain_core.messages import BaseMessage, HumanMessage
+    from langchain_core.messages import HumanMessage
 
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
@@ -282,6 +282,8 @@ def run_chat(
             out.write("\n")
             break
         text = line.strip()
+        if not interactive:  # piped input is not echoed by a terminal: keep the transcript readable
+            out.write(text + "\n")
         if not text:
             continue
         if text in _EXIT_COMMANDS:

@@ -34,13 +34,6 @@ from llama_index.core.llms.llm import ToolSelection
 
 from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
 from kimi_coder_auth.secret import Secret
-from kimi_coder_auth.wire import (
-    BuiltRequest,
-    StreamAccumulator,
-    abuild_request,
-    build_request,
-    parse_completion,
-)
 
 from .messages import (
     completion_to_message,
@@ -53,6 +46,10 @@ if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
     from kimi_coder_auth.transport import Transport
+    from kimi_coder_auth.wire import BuiltRequest
+
+# `kimi_coder_auth.wire` (and httpx with it) is imported on first use, not at import time, so
+# `from llama_index_kimi_coder import KimiCoderLLM` costs little more than llama-index-core.
 
 __all__ = ["KimiCoderLLM"]
 
@@ -70,11 +67,20 @@ class _StreamBuilder:
     """
 
     __slots__ = (
-        "acc", "blocks", "content", "reasoning", "tool_calls", "tool_dicts", "usage",
-        "usage_raw", "yielded",
+        "acc",
+        "blocks",
+        "content",
+        "reasoning",
+        "tool_calls",
+        "tool_dicts",
+        "usage",
+        "usage_raw",
+        "yielded",
     )
 
     def __init__(self) -> None:
+        from kimi_coder_auth.wire import StreamAccumulator
+
         self.acc = StreamAccumulator()
         self.content = ""
         self.reasoning: str | None = None
@@ -185,7 +191,9 @@ class KimiCoderLLM(FunctionCallingLLM):
     thinking: bool | None = Field(
         default=None, description="True/False to switch reasoning on/off; None = server default."
     )
-    effort: str | None = Field(default=None, description="Reasoning effort, for models with levels.")
+    effort: str | None = Field(
+        default=None, description="Reasoning effort, for models with levels."
+    )
     max_tokens: int = Field(
         default=32768, gt=0, description="Output budget per call (reasoning counts against it)."
     )
@@ -243,6 +251,29 @@ class KimiCoderLLM(FunctionCallingLLM):
     @classmethod
     def class_name(cls) -> str:
         return "KimiCoderLLM"
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> KimiCoderLLM:
+        """Deep copies share the key and the transport (connection pools) with the original."""
+        memo = {} if memo is None else memo
+        for shared in (self._api_key, self._transport):
+            if shared is not None:
+                memo[id(shared)] = shared
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the transport (rebuilt lazily). An explicit api_key refuses to pickle
+        rather than be written out or silently dropped (which would switch credentials)."""
+        if self._api_key is not None:
+            raise TypeError(
+                "A KimiCoderLLM built with api_key= cannot be pickled (the key would be written "
+                "out). Build it where it is used, or set KIMI_CODER_API_KEY there instead."
+            )
+        transport, key = self._transport, self._transport_key
+        self._transport = self._transport_key = None
+        try:
+            return super().__getstate__()
+        finally:
+            self._transport, self._transport_key = transport, key
 
     # ------------------------------------------------------------------ configuration
 
@@ -333,12 +364,16 @@ class KimiCoderLLM(FunctionCallingLLM):
         return messages_to_wire(messages), args
 
     def _build(self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]) -> dict:
+        from kimi_coder_auth.wire import build_request
+
         wire, args = self._request_args(messages, stream, kwargs)
         return self._surface(build_request(self.model, wire, **args))
 
     async def _abuild(
         self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]
     ) -> dict:
+        from kimi_coder_auth.wire import abuild_request
+
         wire, args = self._request_args(messages, stream, kwargs)
         return self._surface(await abuild_request(self.model, wire, **args))
 
@@ -350,6 +385,8 @@ class KimiCoderLLM(FunctionCallingLLM):
 
     @staticmethod
     def _chat_response(data: dict[str, Any], trace_id: str | None) -> ChatResponse:
+        from kimi_coder_auth.wire import parse_completion
+
         completion = parse_completion(data)
         extra: dict[str, Any] = {}
         raw: dict[str, Any] = data

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 import threading
+from collections.abc import Callable
 
 __all__ = ["register", "run_emulator"]
 
@@ -75,17 +77,45 @@ def run_emulator(args: argparse.Namespace, *, ready: threading.Event | None = No
     if args.ua_gate:
         print(f"  User-Agent gate: {args.ua_gate}")
     print("Press Ctrl-C to stop.", flush=True)
+    stop = stop or threading.Event()
+    restore = _install_signal_handlers(stop)
     if ready is not None:
         ready.set()
     try:
-        while True:
-            if stop is not None:
-                if stop.wait(0.2):
-                    break
-            else:
-                threading.Event().wait(0.5)
+        while not stop.wait(0.2):
+            pass
     except KeyboardInterrupt:
-        print("\nEmulator stopped.", flush=True)
+        pass
     finally:
         emu.stop()
+        restore()
+    print("Emulator stopped.", flush=True)
     return 0
+
+
+def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """Make Ctrl-C (SIGINT) and SIGTERM stop the server cleanly, even when the shell started us
+    with SIGINT ignored; returns a function restoring the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, object] = {}
+
+    def _handle(signum: int, frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, _handle)
+        except (ValueError, OSError):
+            pass
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            try:
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+            except (ValueError, OSError, TypeError):
+                pass
+
+    return restore

@@ -105,6 +105,14 @@ class _Server(ThreadingHTTPServer):
         self.emulator._track(request, add=False)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+            return  # a client went away; nothing to report
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -156,6 +164,7 @@ class Emulator:
         device_interval: int = 5,
         device_expires_in: int = 600,
         chunk_delay: float = 0.0,
+        chunk_chars: int = 12,
         record_requests: bool = True,
     ) -> None:
         self.responder: Responder = responder or DefaultResponder()
@@ -168,6 +177,7 @@ class Emulator:
         self.device_interval = device_interval
         self.device_expires_in = device_expires_in
         self.chunk_delay = chunk_delay
+        self.chunk_chars = max(1, int(chunk_chars))
         self.record_requests = record_requests
         self.counts: collections.Counter[str] = collections.Counter()
         self.requests: list[RecordedRequest] = []
@@ -263,6 +273,11 @@ class Emulator:
         with self._lock:
             self.counts.clear()
             self.requests.clear()
+
+    def requests_to(self, path_suffix: str) -> list[RecordedRequest]:
+        """Recorded requests whose path ends with `path_suffix` (e.g. "/chat/completions")."""
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith(path_suffix)]
 
     def issue_token(self, ttl: int | None = None) -> dict[str, Any]:
         """Mint a valid token response (access + refresh pair), as the token endpoint returns it."""
@@ -478,11 +493,21 @@ class Emulator:
     def _oauth_error(self, h: _Handler, status: int, error: str, description: str, trace_id: str) -> None:
         self._send_json(h, status, {"error": error, "error_description": description}, trace_id)
 
+    def _form(self, h: _Handler, body: Any, trace_id: str) -> dict[str, Any] | None:
+        """The OAuth endpoints take application/x-www-form-urlencoded only (like the real host)."""
+        if "application/x-www-form-urlencoded" not in (h.headers.get("Content-Type") or ""):
+            self._oauth_error(h, 400, "invalid_request",
+                              "Send the parameters as application/x-www-form-urlencoded.", trace_id)
+            return None
+        return body if isinstance(body, dict) else {}
+
     def _device_authorization(self, h: _Handler, body: Any, trace_id: str) -> None:
         self._count("device_authorization")
         if self._apply_fault(h, self._take_fault("device_authorization"), trace_id, oauth=True):
             return
-        form = body if isinstance(body, dict) else {}
+        form = self._form(h, body, trace_id)
+        if form is None:
+            return
         if form.get("client_id") != CLIENT_ID:
             self._oauth_error(h, 400, "invalid_client", "Unknown or missing client_id.", trace_id)
             return
@@ -506,7 +531,9 @@ class Emulator:
         }, trace_id)
 
     def _token(self, h: _Handler, body: Any, trace_id: str) -> None:
-        form = body if isinstance(body, dict) else {}
+        form = self._form(h, body, trace_id)
+        if form is None:
+            return
         grant = form.get("grant_type")
         if grant == "refresh_token":
             self._refresh_grant(h, form, trace_id)
@@ -617,8 +644,13 @@ class Emulator:
         except RequestRejected as exc:
             self._send_json(h, exc.status, exc.body(), trace_id)
             return
-        turn = Turn.coerce(self.responder.respond(body))
-        answer = _Answer.build(turn, body, model, think, raw_len=len(raw), call_seq=self._next_call_seq(body))
+        try:
+            turn = Turn.coerce(self.responder.respond(body))
+            answer = _Answer.build(turn, body, model, think, raw_len=len(raw), call_seq=self._next_call_seq(body))
+        except Exception as exc:  # a broken responder must not hang the client
+            self._send_json(h, 500, _error_body(
+                f"emulator responder failed: {type(exc).__name__}: {exc}", "server_error"), trace_id)
+            return
         if fault is not None and fault.drop_after_chunks is not None and not body.get("stream"):
             h.close_connection = True
             raise _Disconnected()
@@ -637,7 +669,7 @@ class Emulator:
 
     def _stream(self, h: _Handler, answer: _Answer, body: dict[str, Any], trace_id: str, fault: Fault | None) -> None:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = answer.events(include_usage)
+        events = answer.events(include_usage, self.chunk_chars)
         drop = fault.drop_after_chunks if fault else None
         sse_error = fault.sse_error if fault else None
         delay = (fault.chunk_delay if fault and fault.chunk_delay else 0.0) or self.chunk_delay
@@ -755,7 +787,6 @@ class _Answer:
         cached = 0
         if len(msgs) > 1:
             cached = min(prompt, _tokens(len(json.dumps(msgs[:-1], ensure_ascii=False))))
-            cached = (cached // 256) * 256  # cache works in blocks, like the real service
         completion = _tokens(r_len + c_len) if (r_len + c_len) else 0
         usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                  "total_tokens": prompt + completion, "cached_tokens": cached}
@@ -779,7 +810,7 @@ class _Answer:
             "usage": self.usage,
         }
 
-    def events(self, include_usage: bool) -> list[bytes]:
+    def events(self, include_usage: bool, chunk_chars: int = 12) -> list[bytes]:
         """Pre-serialised `data: ...\\n\\n` events (without the final [DONE])."""
         head = (
             '{"id":' + json.dumps(self.id) + ',"object":"chat.completion.chunk","created":' + str(self.created)
@@ -789,9 +820,9 @@ class _Answer:
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         deltas: list[dict[str, Any]] = []
         if self.reasoning is not None:
-            parts = _pieces(self.reasoning) or [""]
+            parts = _pieces(self.reasoning, chunk_chars) or [""]
             deltas += [{"reasoning_content": p} for p in parts]
-        deltas += [{"content": p} for p in _pieces(self.content)]
+        deltas += [{"content": p} for p in _pieces(self.content, chunk_chars)]
         deltas += self._tool_deltas()
         if not deltas:
             deltas = [{"content": ""}]

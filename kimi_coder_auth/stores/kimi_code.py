@@ -8,6 +8,7 @@ recorded with Kimi Code's tombstone (both tokens empty, expiry 0), which reads a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
@@ -56,9 +57,23 @@ class KimiCodeStore(FileTokenStore):
         """proper-lockfile's sentinel; the lock directory is `<lock_target>.lock`."""
         return self.home / "oauth" / self.token_name
 
+    def _removed_by_logout(self, raw: bytes) -> bool:
+        """Kimi Code's logout marker `<name>.removed` says this exact content was logged out."""
+        try:
+            marker = json.loads(
+                (self.path.parent / f"{self.token_name}.removed").read_text("utf-8")
+            )
+        except (OSError, ValueError):
+            return False
+        digest = marker.get("file_digest") if isinstance(marker, dict) else None
+        return isinstance(digest, str) and digest == hashlib.sha256(raw).hexdigest()
+
     def read(self) -> OAuthToken | None:
         """The stored token; raises ReauthRequired for Kimi Code's revoked tombstone."""
-        token = super().read()
+        raw = self.read_bytes()
+        if raw is None or self._removed_by_logout(raw):
+            return None
+        token = self.parse(raw)
         if token is not None and token.is_revoked_tombstone:
             raise ReauthRequired(
                 f"The Kimi Code login in {self.path} was rejected by the server (revoked).",

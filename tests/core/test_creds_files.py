@@ -35,7 +35,9 @@ KIMI_CLI_GOLDEN = {
 }
 
 
-def token(at: str = "AT-1", rt: str = "RT-1", expires_at: float = 1800000900.5, expires_in: float = 900.0) -> OAuthToken:
+def token(
+    at: str = "AT-1", rt: str = "RT-1", expires_at: float = 1800000900.5, expires_in: float = 900.0
+) -> OAuthToken:
     return OAuthToken(Secret(at), Secret(rt), expires_at, expires_in, "kimi-code", "Bearer")
 
 
@@ -67,7 +69,14 @@ def test_kimi_cli_write_is_byte_identical_to_kimi_cli_to_dict(isolated_home: Pat
 def test_kimi_cli_writes_all_six_fields_as_floats(isolated_home: Path) -> None:
     KimiCliStore().write(token(expires_at=1800000000, expires_in=900))
     data = json.loads(cli_path(isolated_home).read_text())
-    assert list(data) == ["access_token", "refresh_token", "expires_at", "scope", "token_type", "expires_in"]
+    assert list(data) == [
+        "access_token",
+        "refresh_token",
+        "expires_at",
+        "scope",
+        "token_type",
+        "expires_in",
+    ]
     assert isinstance(data["expires_at"], float) and isinstance(data["expires_in"], float)
 
 
@@ -146,14 +155,19 @@ def test_corrupt_file_is_reported_and_left_byte_identical(
     assert store.path.read_bytes() == content
 
 
-@posix_only
-def test_unreadable_file_is_reported(isolated_home: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads anything")
+def test_unreadable_file_is_reported(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_file(cli_path(isolated_home), json.dumps(KIMI_CLI_GOLDEN).encode())
-    os.chmod(cli_path(isolated_home), 0)
-    with pytest.raises(CredentialFileCorrupt, match="permission denied"):
+    real_open = open
+
+    def denied(path: object, *args: object, **kwargs: object) -> object:
+        if str(path) == str(cli_path(isolated_home)):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("builtins.open", denied)
+    with pytest.raises(CredentialFileCorrupt, match="permission denied") as info:
         KimiCliStore().read()
+    assert "chmod 600" in str(info.value)
 
 
 def test_kimi_code_tombstone_is_written_exactly_and_reads_as_reauth(isolated_home: Path) -> None:
@@ -161,11 +175,21 @@ def test_kimi_code_tombstone_is_written_exactly_and_reads_as_reauth(isolated_hom
     store.write(token())
     store.mark_revoked(token())
     raw = code_path(isolated_home).read_text()
-    assert raw == json.dumps(
-        {"access_token": "", "refresh_token": "", "expires_at": 0, "scope": "kimi-code",
-         "token_type": "Bearer", "expires_in": 0},
-        indent=2,
-    ) + "\n"
+    assert (
+        raw
+        == json.dumps(
+            {
+                "access_token": "",
+                "refresh_token": "",
+                "expires_at": 0,
+                "scope": "kimi-code",
+                "token_type": "Bearer",
+                "expires_in": 0,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     with pytest.raises(ReauthRequired) as info:
         store.read()
     assert not isinstance(info.value, CredentialFileCorrupt)
@@ -200,7 +224,9 @@ def test_from_response_names_missing_fields_without_values() -> None:
 
 def test_from_response_keeps_previous_refresh_token_and_extra() -> None:
     prev = token(rt="RT-OLD").with_extra({"keep": True})
-    new = OAuthToken.from_response({"access_token": "AT-N", "expires_in": 900}, now=100.0, previous=prev)
+    new = OAuthToken.from_response(
+        {"access_token": "AT-N", "expires_in": 900}, now=100.0, previous=prev
+    )
     assert new.refresh_token == Secret("RT-OLD") and new.extra == {"keep": True}
     assert new.expires_at == 1000.0 and new.token_type == "Bearer"
 
@@ -208,20 +234,38 @@ def test_from_response_keeps_previous_refresh_token_and_extra() -> None:
 @pytest.mark.parametrize("bad", [0, -5, None, "x", True, float("nan")])
 def test_from_response_rejects_unusable_expires_in(bad: object) -> None:
     with pytest.raises(OAuthError, match="expires_in"):
-        OAuthToken.from_response({"access_token": "a", "refresh_token": "r", "expires_in": bad}, now=0)
+        OAuthToken.from_response(
+            {"access_token": "a", "refresh_token": "r", "expires_in": bad}, now=0
+        )
 
 
 def test_from_response_parses_numeric_string_and_clamps_huge() -> None:
-    assert OAuthToken.from_response({"access_token": "a", "refresh_token": "r", "expires_in": "900"}, now=0).expires_in == 900
-    huge = OAuthToken.from_response({"access_token": "a", "refresh_token": "r", "expires_in": 1e12}, now=0)
+    assert (
+        OAuthToken.from_response(
+            {"access_token": "a", "refresh_token": "r", "expires_in": "900"}, now=0
+        ).expires_in
+        == 900
+    )
+    huge = OAuthToken.from_response(
+        {"access_token": "a", "refresh_token": "r", "expires_in": 1e12}, now=0
+    )
     assert huge.expires_in == 365 * 24 * 3600
 
 
 @pytest.mark.parametrize(
     ("expires_in", "left", "due"),
-    [(900, 451, False), (900, 449, True), (0, 301, False), (0, 299, True), (3600, 1801, False), (3600, 1799, True)],
+    [
+        (900, 451, False),
+        (900, 449, True),
+        (0, 301, False),
+        (0, 299, True),
+        (3600, 1801, False),
+        (3600, 1799, True),
+    ],
 )
-def test_refresh_threshold_is_max_300_or_half_lifetime(expires_in: float, left: float, due: bool) -> None:
+def test_refresh_threshold_is_max_300_or_half_lifetime(
+    expires_in: float, left: float, due: bool
+) -> None:
     assert token(expires_at=10_000 + left, expires_in=expires_in).needs_refresh(10_000) is due
 
 
@@ -355,7 +399,9 @@ def test_kimi_cli_holder_blocks_our_lock_and_ours_blocks_kimi_cli(isolated_home:
         os.close(fd)
     # and the reverse: while we hold it, kimi-cli's non-blocking flock fails
     proc = subprocess.Popen(
-        [sys.executable, str(WORKER), "hold-our-lock", "kimi-cli", "1.0"], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(WORKER), "hold-our-lock", "kimi-cli", "0.5"],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout.readline().strip() == "LOCKED"  # type: ignore[union-attr]
@@ -387,7 +433,9 @@ def test_unopenable_lock_file_warns_once_and_proceeds(
             lock = FlockLock(lock_path, timeout=0.1)
             assert lock.acquire() is False
             lock.release()
-    assert len([r for r in caplog.records if "Cannot open the credential lock" in r.getMessage()]) == 1
+    assert (
+        len([r for r in caplog.records if "Cannot open the credential lock" in r.getMessage()]) == 1
+    )
 
 
 @posix_only
@@ -492,9 +540,16 @@ def test_kimi_code_uses_default_slot_unless_its_env_slot_exists(
     assert kimi_code_scoped_name() is None
     monkeypatch.setenv("KIMI_CODE_OAUTH_HOST", "http://127.0.0.1:9/")
     scoped = kimi_code_scoped_name()
-    assert scoped is not None and scoped.startswith("kimi-code-env-") and len(scoped) == len("kimi-code-env-") + 16
+    assert (
+        scoped is not None
+        and scoped.startswith("kimi-code-env-")
+        and len(scoped) == len("kimi-code-env-") + 16
+    )
     assert kimi_code_token_name() == "kimi-code"
-    write_file(isolated_home / ".kimi-code" / "credentials" / f"{scoped}.json", json.dumps(KIMI_CLI_GOLDEN).encode())
+    write_file(
+        isolated_home / ".kimi-code" / "credentials" / f"{scoped}.json",
+        json.dumps(KIMI_CLI_GOLDEN).encode(),
+    )
     assert kimi_code_token_name() == scoped
     assert KimiCodeStore().path.name == f"{scoped}.json"
     assert KimiCodeStore().lock_target.name == scoped
@@ -513,3 +568,47 @@ def test_kimi_code_env_slot_hash_matches_kimi_code() -> None:
         assert kimi_code_scoped_name() == expected
     finally:
         mp.undo()
+
+
+def test_kimi_code_logout_marker_hides_the_exact_logged_out_content(isolated_home: Path) -> None:
+    import hashlib
+
+    store = KimiCodeStore()
+    store.write(token())
+    raw = store.path.read_bytes()
+    marker = store.path.parent / "kimi-code.removed"
+    marker.write_text(json.dumps({"version": 1, "file_digest": hashlib.sha256(raw).hexdigest()}))
+    assert store.read() is None  # Kimi Code logged this login out; a stale copy reappeared
+    store.write(token(at="AT-NEW"))  # a new login changes the content: visible again
+    assert store.read().access_token == Secret("AT-NEW")  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+@posix_only
+def test_concurrent_writers_never_expose_a_partial_file(isolated_home: Path) -> None:
+    import textwrap
+
+    store = KimiCliStore()
+    store.write(token())
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from kimi_coder_auth.secret import Secret
+        from kimi_coder_auth.stores import store_for
+        from kimi_coder_auth.token import OAuthToken
+        store = store_for(sys.argv[1])
+        for i in range(25):
+            store.write(OAuthToken(Secret(f"AT-{sys.argv[2]}-{i}" * 50), Secret("RT"), time.time() + 900, 900.0))
+        """
+    )
+    for name, store in (("kimi-cli", KimiCliStore()), ("kimi-code", KimiCodeStore())):
+        store.write(token())
+        procs = [subprocess.Popen([sys.executable, "-c", script, name, str(i)]) for i in range(4)]
+        parsed = 0
+        while any(p.poll() is None for p in procs):
+            assert store.read() is not None  # raises CredentialFileCorrupt on a torn read
+            parsed += 1
+        for p in procs:
+            assert p.wait(timeout=30) == 0
+        assert parsed > 0
+        assert [p.name for p in store.path.parent.iterdir()] == [store.path.name]

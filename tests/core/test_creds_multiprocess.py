@@ -36,7 +36,11 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
 def spawn(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(WORKER), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -79,7 +83,9 @@ def test_four_processes_refresh_an_expired_token_exactly_once(
     procs = [spawn("refresh", store.name, str(barrier), str(i)) for i in range(4)]
     release_barrier(barrier, 4, procs)
     outs = finish(procs)
-    tokens = {line.split()[1] for out in outs for line in out.splitlines() if line.startswith("TOKEN")}
+    tokens = {
+        line.split()[1] for out in outs for line in out.splitlines() if line.startswith("TOKEN")
+    }
     assert emu.counts["refresh"] == 1
     assert len(tokens) == 1
     (new,) = tokens
@@ -141,4 +147,6 @@ def test_store_lock_excludes_other_processes(tmp_path: Path, store_name: str) ->
     if store_name == "kimi-cli":
         assert KimiCliStore().lock_path.exists()  # never deleted
     else:
-        assert not (KimiCodeStore().lock_target.parent / "kimi-code.lock").exists()  # removed on release
+        assert not (
+            KimiCodeStore().lock_target.parent / "kimi-code.lock"
+        ).exists()  # removed on release

@@ -54,14 +54,22 @@ def test_refresh_success_rotates_and_sends_our_headers(emu: Emulator) -> None:
     tok = refresh_access_token(Secret(issued["refresh_token"]), host=emu.oauth_host)
     assert isinstance(tok, OAuthToken) and tok.refresh_token != Secret(issued["refresh_token"])
     req = emu.requests[-1]
-    assert req.body == {"client_id": KIMI_CODE_CLIENT_ID, "grant_type": "refresh_token", "refresh_token": issued["refresh_token"]}
+    assert req.body == {
+        "client_id": KIMI_CODE_CLIENT_ID,
+        "grant_type": "refresh_token",
+        "refresh_token": issued["refresh_token"],
+    }
     assert req.headers["user-agent"] == default_user_agent()
     assert "x-msh-platform" not in req.headers  # we never pose as kimi-cli
 
 
 @pytest.mark.parametrize(
     ("status", "body"),
-    [(401, {"error": "invalid_grant"}), (403, {"error": "access_denied"}), (400, {"error": "invalid_grant", "error_description": "used"})],
+    [
+        (401, {"error": "invalid_grant"}),
+        (403, {"error": "access_denied"}),
+        (400, {"error": "invalid_grant", "error_description": "used"}),
+    ],
 )
 def test_rejections_are_reauth(emu: Emulator, status: int, body: dict) -> None:
     emu.inject("refresh", status=status, body=body)
@@ -73,7 +81,9 @@ def test_rejections_are_reauth(emu: Emulator, status: int, body: dict) -> None:
 
 @pytest.mark.parametrize("status", [400, 429, 500, 502])
 def test_other_errors_are_oauth_errors(emu: Emulator, status: int) -> None:
-    emu.inject("refresh", status=status, body={"error": "server_error", "error_description": "try later"})
+    emu.inject(
+        "refresh", status=status, body={"error": "server_error", "error_description": "try later"}
+    )
     with pytest.raises(OAuthError) as info:
         refresh_access_token(Secret("RT-x"), host=emu.oauth_host)
     assert not isinstance(info.value, ReauthRequired)
@@ -113,12 +123,19 @@ def test_connection_refused_is_an_oauth_error() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(OAuthError) as info:
-        post_form(TOKEN_PATH, {"refresh_token": "RT-CANARY-conn"}, host=f"http://127.0.0.1:{port}", timeout=2)
+        post_form(
+            TOKEN_PATH,
+            {"refresh_token": "RT-CANARY-conn"},
+            host=f"http://127.0.0.1:{port}",
+            timeout=2,
+        )
     assert "CANARY" not in str(info.value) and info.value.status is None
 
 
 async def test_apost_form(emu: Emulator) -> None:
-    status, data = await apost_form("/api/oauth/device_authorization", {"client_id": KIMI_CODE_CLIENT_ID}, host=emu.oauth_host)
+    status, data = await apost_form(
+        "/api/oauth/device_authorization", {"client_id": KIMI_CODE_CLIENT_ID}, host=emu.oauth_host
+    )
     assert status == 200 and "device_code" in data
     with pytest.raises(InsecureTransportError):
         await apost_form(TOKEN_PATH, {}, host="http://10.0.0.1")

@@ -9,7 +9,6 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -57,7 +56,9 @@ def seed(store: FileTokenStore, emu: Emulator, left: float, *, extra: dict | Non
 def seed_raw(store: FileTokenStore, at: str, rt: str, left: float) -> None:
     from kimi_coder_auth import clock
 
-    store.write(OAuthToken(Secret(at), Secret(rt), clock.now() + left, 900.0, "kimi-code", "Bearer"))
+    store.write(
+        OAuthToken(Secret(at), Secret(rt), clock.now() + left, 900.0, "kimi-code", "Bearer")
+    )
 
 
 STORES = [KimiCliStore, KimiCodeStore]
@@ -112,7 +113,14 @@ def test_expired_token_refreshes_once_and_is_written_back(
     assert on_disk["access_token"] == new.reveal()
     assert on_disk["refresh_token"] != old["refresh_token"]
     assert on_disk["future_field"] == {"x": 1}
-    assert set(on_disk) >= {"access_token", "refresh_token", "expires_at", "scope", "token_type", "expires_in"}
+    assert set(on_disk) >= {
+        "access_token",
+        "refresh_token",
+        "expires_at",
+        "scope",
+        "token_type",
+        "expires_in",
+    }
     expected_type = float if store_cls is KimiCliStore else int
     assert isinstance(on_disk["expires_at"], expected_type)
     assert abs(on_disk["expires_at"] - (fake.now() + 900)) <= 1
@@ -147,11 +155,27 @@ def test_clock_jump_refreshes_before_use(emu: Emulator, fake: FakeClock) -> None
 def test_response_without_refresh_token_keeps_old_one(emu: Emulator, fake: FakeClock) -> None:
     store = KimiCliStore()
     old = seed(store, emu, -5)
-    emu.inject("refresh", status=200, body={"access_token": "AT-NEW", "expires_in": 900, "scope": "kimi-code", "token_type": "Bearer"})
+    emu.inject(
+        "refresh",
+        status=200,
+        body={
+            "access_token": "AT-NEW",
+            "expires_in": 900,
+            "scope": "kimi-code",
+            "token_type": "Bearer",
+        },
+    )
     assert OAuthCredential(store).get_token() == Secret("AT-NEW")
     on_disk = json.loads(store.path.read_text())
     assert on_disk["refresh_token"] == old["refresh_token"]
-    assert list(on_disk)[:6] == ["access_token", "refresh_token", "expires_at", "scope", "token_type", "expires_in"]
+    assert list(on_disk)[:6] == [
+        "access_token",
+        "refresh_token",
+        "expires_at",
+        "scope",
+        "token_type",
+        "expires_in",
+    ]
 
 
 def test_stale_in_memory_refresh_token_is_never_used(emu: Emulator, fake: FakeClock) -> None:
@@ -236,8 +260,12 @@ def test_invalid_grant_writes_kimi_code_tombstone(emu: Emulator, fake: FakeClock
     with pytest.raises(ReauthRequired):
         OAuthCredential(store).get_token()
     assert json.loads(store.path.read_text()) == {
-        "access_token": "", "refresh_token": "", "expires_at": 0,
-        "scope": "kimi-code", "token_type": "Bearer", "expires_in": 0,
+        "access_token": "",
+        "refresh_token": "",
+        "expires_at": 0,
+        "scope": "kimi-code",
+        "token_type": "Bearer",
+        "expires_in": 0,
     }
     with pytest.raises(ReauthRequired):
         store.read()
@@ -320,7 +348,13 @@ def test_lock_busy_in_advisory_window_returns_current_token(emu: Emulator) -> No
     holder = FlockLock(store.lock_path, timeout=1)
     holder.acquire()
     try:
-        assert OAuthCredential(store, lock_timeout=0.2).get_token() == Secret(data["access_token"])
+        cred = OAuthCredential(store, lock_timeout=30)
+        t0 = time.monotonic()
+        assert cred.get_token() == Secret(data["access_token"])
+        assert time.monotonic() - t0 < 2  # a request is not held up for the whole lock budget
+        t0 = time.monotonic()
+        assert cred.get_token() == Secret(data["access_token"])
+        assert time.monotonic() - t0 < 0.05  # and the next ones are served from memory
     finally:
         holder.release()
     assert emu.counts["refresh"] == 0
@@ -398,7 +432,9 @@ def test_describe_never_shows_tokens(emu: Emulator, fake: FakeClock) -> None:
     assert "not valid JSON" in OAuthCredential(store).describe().detail
 
 
-def test_canary_tokens_never_leak(fake: FakeClock, emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+def test_canary_tokens_never_leak(
+    fake: FakeClock, emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
     store = KimiCliStore()
     store.write(OAuthToken(Secret("AT-CANARY-1"), Secret("RT-CANARY-1"), fake.now() - 5, 900.0))
     cred = OAuthCredential(store)
@@ -406,7 +442,11 @@ def test_canary_tokens_never_leak(fake: FakeClock, emu: Emulator, caplog: pytest
     with caplog.at_level(logging.DEBUG):
         with pytest.raises(ReauthRequired) as info:  # unknown refresh token -> invalid_grant
             cred.get_token()
-        texts += [str(info.value), repr(info.value), "".join(traceback.format_exception(info.value))]
+        texts += [
+            str(info.value),
+            repr(info.value),
+            "".join(traceback.format_exception(info.value)),
+        ]
         # a successful refresh at DEBUG, too
         good = seed(store, emu, -5)
         refresh_mod._rejected.clear()
@@ -420,3 +460,84 @@ def test_canary_tokens_never_leak(fake: FakeClock, emu: Emulator, caplog: pytest
     blob = "\n".join(texts)
     for secret in ("CANARY", good["access_token"], good["refresh_token"], new.reveal()):
         assert secret not in blob
+
+
+def test_rejected_then_rotated_with_expired_access_refreshes_with_new_token_not_tombstone(
+    emu: Emulator, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = KimiCodeStore()
+    seed(store, emu, -10)
+    emu.revoke_refresh_tokens()
+    real = refresh_mod.refresh_access_token
+    calls: list[int] = []
+
+    def racing(*args: object, **kwargs: object) -> OAuthToken:
+        if not calls:
+            seed(store, emu, -10)  # a peer rotated (new refresh token) but its access token is old
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(refresh_mod, "refresh_access_token", racing)
+    tok = OAuthCredential(store).get_token()
+    assert emu.is_access_valid(tok.reveal())
+    assert emu.counts["refresh"] == 2 and emu.counts["refresh_rejected"] == 1
+    assert json.loads(store.path.read_text())["access_token"] == tok.reveal()  # no tombstone
+
+
+def test_refresh_still_works_when_lock_file_cannot_be_opened(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+    import os
+
+    store = KimiCliStore()
+    seed(store, emu, -10)
+    real_open = os.open
+
+    def fake_open(path: str, *args: object, **kwargs: object) -> int:
+        if str(path) == str(store.lock_path):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", fake_open)
+    with caplog.at_level(logging.WARNING):
+        tok = OAuthCredential(store).get_token()
+    assert emu.is_access_valid(tok.reveal()) and emu.counts["refresh"] == 1
+    assert sum("Cannot open the credential lock" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_unpreparable_kimi_code_lock_in_advisory_window_returns_current_token(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kimi_coder_auth.errors import CredentialError
+    from kimi_coder_auth.locks import DirLock
+
+    store = KimiCodeStore()
+    data = seed(store, emu, 200)
+
+    def cannot(self: DirLock) -> None:
+        raise CredentialError("Cannot prepare Kimi Code's refresh lock: read-only file system.")
+
+    monkeypatch.setattr(DirLock, "_prepare", cannot)
+    assert OAuthCredential(store).get_token() == Secret(data["access_token"])
+    assert emu.counts["refresh"] == 0
+    seed(store, emu, -5)  # expired: fail closed, never refresh without the lock
+    with pytest.raises(CredentialError, match="read-only"):
+        OAuthCredential(store).get_token()
+    assert emu.counts["refresh"] == 0
+
+
+def test_slow_token_endpoint_times_out_once_and_releases_the_lock(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(refresh_mod, "REFRESH_TIMEOUT", 0.3)
+    store = KimiCliStore()
+    data = seed(store, emu, 200)  # advisory window
+    emu.inject("refresh", delay=1.0)
+    t0 = time.monotonic()
+    assert OAuthCredential(store).get_token() == Secret(data["access_token"])
+    assert time.monotonic() - t0 < 0.9  # one short attempt, no retry loop under the lock
+    assert emu.counts["refresh"] == 1
+    probe = FlockLock(store.lock_path, timeout=0.1)
+    assert probe.acquire() is True  # the lock was released
+    probe.release()

@@ -38,8 +38,15 @@ def _fresh_registry() -> Iterator[None]:
 
 def write_login(path: Path, at: str, rt: str = "RT-x", left: float = 800, **extra: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"access_token": at, "refresh_token": rt, "expires_at": time.time() + left,
-            "scope": "kimi-code", "token_type": "Bearer", "expires_in": 900.0, **extra}
+    data = {
+        "access_token": at,
+        "refresh_token": rt,
+        "expires_at": time.time() + left,
+        "scope": "kimi-code",
+        "token_type": "Bearer",
+        "expires_in": 900.0,
+        **extra,
+    }
     path.write_text(json.dumps(data))
 
 
@@ -56,7 +63,9 @@ def code_file(isolated_home: Path) -> Path:
 # ---------------------------------------------------------------------------- precedence
 
 
-def test_explicit_key_beats_everything(monkeypatch: pytest.MonkeyPatch, cli_file: Path, code_file: Path) -> None:
+def test_explicit_key_beats_everything(
+    monkeypatch: pytest.MonkeyPatch, cli_file: Path, code_file: Path
+) -> None:
     monkeypatch.setenv("KIMI_CODER_API_KEY", "sk-env")
     write_login(cli_file, "AT-cli")
     write_login(code_file, "AT-code")
@@ -130,7 +139,9 @@ def test_pin_by_env(monkeypatch: pytest.MonkeyPatch, cli_file: Path, code_file: 
     write_login(code_file, "AT-code")
     monkeypatch.setenv("KIMI_CODER_CREDENTIALS", "kimi-code")
     assert resolve_credential().get_token() == Secret("AT-code")
-    assert resolve_credential(credentials="kimi-cli").get_token() == Secret("AT-cli")  # argument wins
+    assert resolve_credential(credentials="kimi-cli").get_token() == Secret(
+        "AT-cli"
+    )  # argument wins
 
 
 def test_pinned_env_missing_fails_loudly(monkeypatch: pytest.MonkeyPatch, cli_file: Path) -> None:
@@ -157,8 +168,20 @@ def test_pinned_corrupt_raises_corrupt(cli_file: Path) -> None:
 
 def test_pinned_tombstone_raises_reauth(code_file: Path) -> None:
     code_file.parent.mkdir(parents=True)
-    code_file.write_text(json.dumps({"access_token": "", "refresh_token": "", "expires_at": 0,
-                                     "scope": "kimi-code", "token_type": "Bearer", "expires_in": 0}, indent=2) + "\n")
+    code_file.write_text(
+        json.dumps(
+            {
+                "access_token": "",
+                "refresh_token": "",
+                "expires_at": 0,
+                "scope": "kimi-code",
+                "token_type": "Bearer",
+                "expires_in": 0,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     with pytest.raises(ReauthRequired):
         resolve_credential(credentials="kimi-code").get_token()
 
@@ -179,8 +202,18 @@ def test_nothing_usable_lists_every_source_with_reason(
     cli_file.parent.mkdir(parents=True)
     cli_file.write_text('{"access_token": "AT-CANARY-1", "refresh_token": 7}')
     code_file.parent.mkdir(parents=True)
-    code_file.write_text(json.dumps({"access_token": "", "refresh_token": "", "expires_at": 0,
-                                     "scope": "kimi-code", "token_type": "Bearer", "expires_in": 0}))
+    code_file.write_text(
+        json.dumps(
+            {
+                "access_token": "",
+                "refresh_token": "",
+                "expires_at": 0,
+                "scope": "kimi-code",
+                "token_type": "Bearer",
+                "expires_in": 0,
+            }
+        )
+    )
     with pytest.raises(CredentialsUnavailable) as info:
         resolve_credential().get_token()
     reasons = {a.source: a.reason for a in info.value.attempts}
@@ -283,3 +316,14 @@ def test_describe_before_and_after(cli_file: Path) -> None:
     status = cred.describe()
     assert status.source == "kimi-cli" and status.refreshable and "CANARY" not in repr(status)
     assert [s.source for s in cred.describe_all()] == ["env", "kimi-cli", "kimi-code"]  # type: ignore[attr-defined]
+
+
+def test_credentials_survive_copy_and_deepcopy_as_the_same_shared_object(cli_file: Path) -> None:
+    import copy
+
+    write_login(cli_file, "AT-copy")
+    disc = resolve_credential()
+    disc.get_token()
+    for cred in (disc, disc.resolve(), StaticCredential("sk-copy")):  # type: ignore[attr-defined]
+        assert copy.copy(cred) is cred
+        assert copy.deepcopy({"c": cred})["c"] is cred

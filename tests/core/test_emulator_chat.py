@@ -307,3 +307,45 @@ def test_unknown_path_and_method(emu: Emulator, client: httpx.Client) -> None:
 def test_inject_rejects_unknown_endpoint(emu: Emulator) -> None:
     with pytest.raises(ValueError, match="chat"):
         emu.inject("completions", status=500)
+
+
+def test_broken_responder_gives_500_not_a_hang(client: httpx.Client) -> None:
+    from kimi_coder_auth.emulator import Responder
+
+    class Broken(Responder):
+        def respond(self, request_body: dict[str, Any]) -> Turn:
+            raise RuntimeError("boom")
+
+    with Emulator(api_keys=[KEY], responder=Broken()) as emu:
+        r = client.post(f"{emu.base_url}/chat/completions", json=body())
+        assert r.status_code == 500 and "boom" in r.json()["error"]["message"]
+
+
+def test_oauth_requires_form_encoding(emu: Emulator, client: httpx.Client) -> None:
+    r = client.post(f"{emu.oauth_host}/api/oauth/device_authorization",
+                    json={"client_id": "17e5f671-d194-4dfb-9706-5516cb48c098"})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+def test_requests_to_and_chunk_chars(client: httpx.Client) -> None:
+    resp = ScriptedResponder([Turn(content="abcdefghij")])
+    with Emulator(api_keys=[KEY], responder=resp, chunk_chars=1) as emu:
+        client.get(f"{emu.base_url}/models")
+        _, lines = stream_events(client, emu, body(thinking={"type": "disabled"}))
+        contents = [c["choices"][0]["delta"].get("content") for c in chunks(lines)][:-1]
+        assert contents == list("abcdefghij")
+        assert [r.path for r in emu.requests_to("/chat/completions")] == ["/coding/v1/chat/completions"]
+
+
+def test_large_stream_is_fast(client: httpx.Client) -> None:
+    import time
+
+    resp = ScriptedResponder([Turn(content=["tok "] * 2000)])
+    with Emulator(api_keys=[KEY], responder=resp) as emu:
+        t0 = time.perf_counter()
+        b = {**body(thinking={"type": "disabled"}), "stream": True}
+        with client.stream("POST", f"{emu.base_url}/chat/completions", json=b) as r:
+            data = r.read()
+        elapsed = time.perf_counter() - t0
+    assert data.count(b"data: {") == 2001 and data.rstrip().endswith(b"data: [DONE]")
+    assert elapsed < 2.0

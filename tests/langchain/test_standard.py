@@ -105,6 +105,12 @@ class _EmulatorSuite(ChatModelIntegrationTests):
         return False
 
     @property
+    def supports_anthropic_inputs(self) -> bool:
+        # Anthropic tool format, tool_use and signed thinking blocks in history (no download
+        # happens because supports_image_inputs is False).
+        return True
+
+    @property
     def model_override_value(self) -> str:
         return "kimi-k2.6"
 

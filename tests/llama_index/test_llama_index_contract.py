@@ -99,7 +99,9 @@ def test_no_credentials_gives_typed_error_naming_next_step(emulator: Emulator) -
 # --------------------------------------------------------------------------- non-streaming
 
 
-def test_chat_returns_thinking_block_first_text_and_usage(llm: KimiCoderLLM, chat_bodies: Any) -> None:
+def test_chat_returns_thinking_block_first_text_and_usage(
+    llm: KimiCoderLLM, chat_bodies: Any
+) -> None:
     resp = llm.chat(user("Tell me about lighthouses"))
     blocks = resp.message.blocks
     assert isinstance(blocks[0], ThinkingBlock) and blocks[0].content
@@ -126,7 +128,9 @@ async def test_achat_matches_chat(llm: KimiCoderLLM) -> None:
     assert resp.additional_kwargs["total_tokens"] > 0
 
 
-def test_complete_goes_through_chat_and_keeps_reasoning(llm: KimiCoderLLM, chat_bodies: Any) -> None:
+def test_complete_goes_through_chat_and_keeps_reasoning(
+    llm: KimiCoderLLM, chat_bodies: Any
+) -> None:
     resp = llm.complete("Say cheese")
     assert "cheese" in resp.text
     assert resp.additional_kwargs["reasoning_content"]
@@ -190,7 +194,9 @@ def _check_stream(chunks: list[Any], reasoning: str, answer: str) -> None:
 STREAM_TURN = Turn(reasoning=["Let me ", "think it ", "through."], content=["Hel", "lo ", "there"])
 
 
-def test_stream_chat_thinking_delta_and_cumulative_blocks(llm: KimiCoderLLM, emulator: Emulator) -> None:
+def test_stream_chat_thinking_delta_and_cumulative_blocks(
+    llm: KimiCoderLLM, emulator: Emulator
+) -> None:
     script(emulator, STREAM_TURN)
     _check_stream(list(llm.stream_chat(user("hi"))), "Let me think it through.", "Hello there")
 
@@ -232,10 +238,14 @@ def test_history_reasoning_is_replayed_and_tool_turn_content_omitted(
             blocks=[
                 ThinkingBlock(content="I should add."),
                 TextBlock(text=""),
-                ToolCallBlock(tool_call_id="functions.add:0", tool_name="add", tool_kwargs={"a": 2, "b": 3}),
+                ToolCallBlock(
+                    tool_call_id="functions.add:0", tool_name="add", tool_kwargs={"a": 2, "b": 3}
+                ),
             ],
         ),
-        ChatMessage(role="tool", content="5", additional_kwargs={"tool_call_id": "functions.add:0"}),
+        ChatMessage(
+            role="tool", content="5", additional_kwargs={"tool_call_id": "functions.add:0"}
+        ),
         ChatMessage(
             role="assistant",
             content="It is 5.",
@@ -264,7 +274,11 @@ def test_tool_turn_without_reasoning_gets_placeholder_when_thinking(
             content="",
             additional_kwargs={
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a":2,"b":3}'}}
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "add", "arguments": '{"a":2,"b":3}'},
+                    }
                 ]
             },
         ),
@@ -276,7 +290,9 @@ def test_tool_turn_without_reasoning_gets_placeholder_when_thinking(
     assert chat_bodies()[-1]["messages"][1]["reasoning_content"] == "(earlier)"
 
 
-def test_tool_message_without_tool_call_id_is_a_clear_error(llm: KimiCoderLLM, emulator: Emulator) -> None:
+def test_tool_message_without_tool_call_id_is_a_clear_error(
+    llm: KimiCoderLLM, emulator: Emulator
+) -> None:
     with pytest.raises(ValueError, match="tool_call_id"):
         llm.chat([ChatMessage(role="user", content="x"), ChatMessage(role="tool", content="5")])
     assert emulator.counts["chat"] == 0
@@ -306,24 +322,42 @@ def test_tool_calls_read_from_additional_kwargs_when_no_blocks(llm: KimiCoderLLM
         role="assistant",
         content="",
         additional_kwargs={
-            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1'}}]
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "add", "arguments": '{"a": 1'},
+                }
+            ]
         },
     )
     sel = llm.get_tool_calls_from_response(ChatResponse(message=msg))
     assert (sel[0].tool_id, sel[0].tool_name, sel[0].tool_kwargs) == ("c1", "add", {"a": 1})
     with pytest.raises(ValueError, match="tool call"):
-        llm.get_tool_calls_from_response(ChatResponse(message=ChatMessage(role="assistant", content="x")))
-    assert llm.get_tool_calls_from_response(
-        ChatResponse(message=ChatMessage(role="assistant", content="x")), error_on_no_tool_call=False
-    ) == []
+        llm.get_tool_calls_from_response(
+            ChatResponse(message=ChatMessage(role="assistant", content="x"))
+        )
+    assert (
+        llm.get_tool_calls_from_response(
+            ChatResponse(message=ChatMessage(role="assistant", content="x")),
+            error_on_no_tool_call=False,
+        )
+        == []
+    )
 
 
-def test_stream_merges_two_tool_calls_sharing_a_chunk(llm: KimiCoderLLM, emulator: Emulator) -> None:
+def test_stream_merges_two_tool_calls_sharing_a_chunk(
+    llm: KimiCoderLLM, emulator: Emulator
+) -> None:
     # The emulator puts call 0's last argument fragment and call 1's header in one chunk.
-    script(emulator, Turn(tool_calls=[("add", '{"a": 10, "b": 20}'), ("multiply", '{"a": 3, "b": 4}')]))
+    script(
+        emulator, Turn(tool_calls=[("add", '{"a": 10, "b": 20}'), ("multiply", '{"a": 3, "b": 4}')])
+    )
     seen_partial = False
     last = None
-    for chunk in llm.stream_chat_with_tools([ADD, MULTIPLY], user_msg="add and multiply", allow_parallel_tool_calls=True):
+    for chunk in llm.stream_chat_with_tools(
+        [ADD, MULTIPLY], user_msg="add and multiply", allow_parallel_tool_calls=True
+    ):
         sels = llm.get_tool_calls_from_response(chunk, error_on_no_tool_call=False)  # never raises
         if sels and sels[0].tool_kwargs and sels[0].tool_kwargs != {"a": 10, "b": 20}:
             seen_partial = True
@@ -344,8 +378,12 @@ async def test_astream_chat_with_tools(llm: KimiCoderLLM) -> None:
     assert any(c.additional_kwargs.get("thinking_delta") for c in chunks)
 
 
-def test_parallel_not_allowed_keeps_first_call(llm: KimiCoderLLM, emulator: Emulator, chat_bodies: Any) -> None:
-    script(emulator, Turn(tool_calls=[("add", '{"a": 1, "b": 2}'), ("multiply", '{"a": 3, "b": 4}')]))
+def test_parallel_not_allowed_keeps_first_call(
+    llm: KimiCoderLLM, emulator: Emulator, chat_bodies: Any
+) -> None:
+    script(
+        emulator, Turn(tool_calls=[("add", '{"a": 1, "b": 2}'), ("multiply", '{"a": 3, "b": 4}')])
+    )
     resp = llm.chat_with_tools([ADD, MULTIPLY], user_msg="both", allow_parallel_tool_calls=False)
     assert [s.tool_name for s in llm.get_tool_calls_from_response(resp)] == ["add"]
     assert len(resp.message.additional_kwargs["tool_calls"]) == 1
@@ -363,7 +401,10 @@ def test_tool_required_with_thinking_disables_thinking_for_that_call(
 
 def test_named_tool_choice(llm: KimiCoderLLM, chat_bodies: Any) -> None:
     resp = llm.chat_with_tools([ADD, MULTIPLY], user_msg="7 and 8", tool_choice="multiply")
-    assert chat_bodies()[-1]["tool_choice"] == {"type": "function", "function": {"name": "multiply"}}
+    assert chat_bodies()[-1]["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "multiply"},
+    }
     assert llm.get_tool_calls_from_response(resp)[0].tool_name == "multiply"
 
 
@@ -429,8 +470,12 @@ def test_images_from_bytes_path_and_url_go_out_as_data_urls(
     assert {base64.b64decode(u.split(",", 1)[1]) for u in urls} == {png}
 
 
-async def test_async_image_url_is_inlined(llm: KimiCoderLLM, chat_bodies: Any, image_server: str) -> None:
-    msg = ChatMessage(role="user", blocks=[TextBlock(text="see"), ImageBlock(url=f"{image_server}/pixel.png")])
+async def test_async_image_url_is_inlined(
+    llm: KimiCoderLLM, chat_bodies: Any, image_server: str
+) -> None:
+    msg = ChatMessage(
+        role="user", blocks=[TextBlock(text="see"), ImageBlock(url=f"{image_server}/pixel.png")]
+    )
     await llm.achat([msg])
     assert _image_urls(chat_bodies()[-1])[0].startswith("data:image/png;base64,")
 
@@ -438,7 +483,9 @@ async def test_async_image_url_is_inlined(llm: KimiCoderLLM, chat_bodies: Any, i
 def test_unreachable_image_and_unsupported_blocks_fail_before_sending(
     llm: KimiCoderLLM, emulator: Emulator, image_server: str
 ) -> None:
-    bad = ChatMessage(role="user", blocks=[TextBlock(text="x"), ImageBlock(url=f"{image_server}/missing.png")])
+    bad = ChatMessage(
+        role="user", blocks=[TextBlock(text="x"), ImageBlock(url=f"{image_server}/missing.png")]
+    )
     with pytest.raises(errors.ImageFetchError):
         llm.chat([bad])
     audio = ChatMessage(role="user", blocks=[AudioBlock(audio=b"RIFF....", format="wav")])
@@ -528,10 +575,58 @@ async def test_concurrent_astream_chat(llm: KimiCoderLLM) -> None:
         assert f"number {i}" in out
 
 
-def test_llm_is_not_picklable_with_secret_or_pickles_without_it(make_llm: Any, api_key: str) -> None:
+def test_copy_and_pickle_never_leak_the_key(make_llm: Any, api_key: str) -> None:
+    import copy
+
     llm = make_llm()
-    try:
-        data = pickle.dumps(llm)
-    except Exception:
-        return  # refusing to pickle is fine; leaking is not
-    assert api_key.encode() not in data
+    llm.chat(user("warm up"))  # builds the transport
+    clone = copy.deepcopy(llm)
+    assert clone.chat(user("from the clone")).message.content  # key and pools shared
+    with pytest.raises(TypeError, match="api_key"):
+        pickle.dumps(llm)
+    plain = KimiCoderLLM(thinking=True, model="kimi-k2.6")
+    plain._get_transport()
+    restored = pickle.loads(pickle.dumps(plain))
+    assert (restored.thinking, restored.model) == (True, "kimi-k2.6")
+
+
+# --------------------------------------------------------------------------- catalogue & thinking
+
+
+def test_load_model_info_overlays_the_live_catalogue(api_key: str) -> None:
+    from kimi_coder_auth.emulator import model_entry
+
+    models = [model_entry("kimi-for-coding", 131072, "both")]
+    with Emulator(api_keys=[api_key], models=models) as emu:
+        llm = KimiCoderLLM(api_key=api_key, base_url=emu.base_url)
+        assert llm.metadata.context_window == 262144  # built-in until loaded; no I/O
+        assert emu.counts["models"] == 0
+        assert llm.load_model_info().context_length == 131072
+        assert llm.metadata.context_window == 131072
+        assert (
+            KimiCoderLLM(
+                api_key=api_key, base_url=emu.base_url, context_window=5000
+            ).metadata.context_window
+            == 5000
+        )
+
+
+async def test_aload_model_info(make_llm: Any, emulator: Emulator) -> None:
+    info = await make_llm().aload_model_info()
+    assert info.id == "kimi-for-coding" and emulator.counts["models"] == 1
+
+
+def test_effort_and_impossible_thinking_settings(
+    make_llm: Any, chat_bodies: Any, emulator: Emulator
+) -> None:
+    make_llm(model="k3", effort="low").chat(user("hi"))
+    assert chat_bodies()[-1]["thinking"] == {"type": "enabled", "effort": "low"}
+    with pytest.raises(ValueError, match="always thinks"):
+        make_llm(model="k3", thinking=False).chat(user("hi"))
+    assert emulator.counts["chat"] == 1
+
+
+def test_per_call_thinking_override(make_llm: Any, chat_bodies: Any) -> None:
+    resp = make_llm(thinking=True).chat(user("hi"), thinking=False)
+    assert chat_bodies()[-1]["thinking"] == {"type": "disabled"}
+    assert not any(isinstance(b, ThinkingBlock) for b in resp.message.blocks)

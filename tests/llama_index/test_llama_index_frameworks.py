@@ -10,6 +10,7 @@ from llama_index.core import Document, Settings, SummaryIndex
 from llama_index.core.agent.workflow import (
     AgentOutput,
     AgentStream,
+    AgentWorkflow,
     FunctionAgent,
     ReActAgent,
     ToolCallResult,
@@ -104,10 +105,28 @@ async def test_function_agent_non_streaming_and_output_cls(llm: KimiCoderLLM) ->
     assert isinstance(person.age, int) and person.name
 
 
+async def test_agent_workflow_from_tools_picks_function_agent(llm: KimiCoderLLM) -> None:
+    workflow = AgentWorkflow.from_tools_or_functions([add, multiply], llm=llm)
+    assert isinstance(workflow.agents[next(iter(workflow.agents))], FunctionAgent)
+    handler = workflow.run(user_msg="Use multiply on 3 and 14.")
+    thinking = [
+        ev.thinking_delta
+        async for ev in handler.stream_events()
+        if isinstance(ev, AgentStream) and ev.thinking_delta
+    ]
+    result = await handler
+    assert "42" in str(result.response.content)
+    assert thinking
+
+
 async def test_react_agent_run(llm: KimiCoderLLM, chat_bodies: Any) -> None:
     agent = ReActAgent(tools=TOOLS, llm=llm)
     handler = agent.run("Please multiply 6 and 7.")
-    thinking = [ev.thinking_delta async for ev in handler.stream_events() if isinstance(ev, AgentStream) and ev.thinking_delta]
+    thinking = [
+        ev.thinking_delta
+        async for ev in handler.stream_events()
+        if isinstance(ev, AgentStream) and ev.thinking_delta
+    ]
     result = await handler
     assert "42" in str(result.response.content)
     assert thinking
@@ -119,6 +138,7 @@ async def test_react_agent_run(llm: KimiCoderLLM, chat_bodies: Any) -> None:
 
 def test_simple_chat_engine_keeps_history(llm: KimiCoderLLM, chat_bodies: Any) -> None:
     engine = SimpleChatEngine.from_defaults(llm=llm)
+    assert engine._memory.token_limit > 100_000  # sized from the 262144-token context window
     first = engine.chat("My name is Grace.")
     assert "Grace" in str(first)
     second = engine.stream_chat("What did I say?")
@@ -201,3 +221,11 @@ def test_token_counting_handler_counts_server_usage(make_llm: Any) -> None:
     done = llm.complete("count completion")
     assert counter.total_llm_token_count == done.additional_kwargs["total_tokens"]
     assert len(counter.llm_token_counts) == 1  # complete() goes through chat once, counted once
+
+
+async def test_astream_structured_predict(llm: KimiCoderLLM) -> None:
+    prompt = PromptTemplate("Extract the person: {text}")
+    parts = [
+        p async for p in await llm.astream_structured_predict(Person, prompt, text="'Lin' is 33")
+    ]
+    assert parts and parts[-1].name == "Lin" and parts[-1].age == 33

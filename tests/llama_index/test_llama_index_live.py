@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,21 @@ from llama_index_kimi_coder import KimiCoderLLM
 # Read at import time, before the suite-wide fixture points HOME at a temp dir and clears env.
 _REAL_ENV = {
     name: os.environ.get(name)
-    for name in ("HOME", "KIMI_SHARE_DIR", "KIMI_CODE_HOME", "KIMI_CODER_API_KEY",
-                 "KIMI_CODE_BASE_URL", "KIMI_CODER_USER_AGENT", "KIMI_CODER_CREDENTIALS")
+    for name in (
+        "HOME",
+        "KIMI_SHARE_DIR",
+        "KIMI_CODE_HOME",
+        "KIMI_CODER_API_KEY",
+        "KIMI_CODE_BASE_URL",
+        "KIMI_CODER_USER_AGENT",
+        "KIMI_CODER_CREDENTIALS",
+    )
 }
 _LIVE = os.environ.get("KIMI_CODER_LIVE") == "1"
+# The suite-wide loopback guard is installed by a session fixture, after collection imports
+# this module, so these are the real socket methods.
+_REAL_CONNECT = socket.socket.connect
+_REAL_CONNECT_EX = socket.socket.connect_ex
 
 
 def _have_credentials() -> bool:
@@ -39,8 +49,10 @@ def _have_credentials() -> bool:
     home = Path(_REAL_ENV["HOME"] or Path.home())
     share = Path(_REAL_ENV["KIMI_SHARE_DIR"] or home / ".kimi")
     code = Path(_REAL_ENV["KIMI_CODE_HOME"] or home / ".kimi-code")
-    return any(p.is_file() for p in (share / "credentials" / "kimi-code.json",
-                                     code / "credentials" / "kimi-code.json"))
+    return any(
+        p.is_file()
+        for p in (share / "credentials" / "kimi-code.json", code / "credentials" / "kimi-code.json")
+    )
 
 
 pytestmark = [
@@ -57,9 +69,16 @@ pytestmark = [
 def vcr_config() -> dict[str, Any]:
     """Never record credentials: drop auth headers, keep the OAuth host out of cassettes."""
     return {
-        "filter_headers": ["authorization", "cookie", "set-cookie"],
-        "ignore_hosts": ["auth.kimi.com"],
-        "record_mode": "once",
+        "filter_headers": [
+            ("authorization", "REDACTED"),
+            ("x-api-key", "REDACTED"),
+            ("cookie", "REDACTED"),
+            ("set-cookie", "REDACTED"),
+        ],
+        "filter_post_data_parameters": ["refresh_token", "access_token", "device_code"],
+        "ignore_hosts": ["auth.kimi.com"],  # token refreshes are never recorded
+        "record_mode": "once" if _LIVE else "none",
+        "match_on": ["method", "scheme", "host", "port", "path", "query", "body"],
         "decode_compressed_response": True,
     }
 
@@ -77,13 +96,8 @@ def live_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
-    # tests/conftest.py guards socket.connect (loopback only) and keeps the originals as
-    # module globals beside the guard; a live test restores them for its own duration.
-    guard_module = sys.modules.get(getattr(socket.socket.connect, "__module__", "") or "")
-    for name in ("connect", "connect_ex"):
-        original = getattr(guard_module, f"_real_{name}", None)
-        if original is not None:
-            monkeypatch.setattr(socket.socket, name, original)
+    monkeypatch.setattr(socket.socket, "connect", _REAL_CONNECT)
+    monkeypatch.setattr(socket.socket, "connect_ex", _REAL_CONNECT_EX)
     yield
 
 
@@ -116,8 +130,11 @@ def test_live_stream_chat(live_llm: KimiCoderLLM) -> None:
 async def test_live_function_agent_with_thinking(live_llm: KimiCoderLLM) -> None:
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=multiply)], llm=live_llm)
     handler = agent.run("Use the multiply tool to compute 123 * 45, then tell me the result.")
-    thinking = [e.thinking_delta async for e in handler.stream_events()
-                if isinstance(e, AgentStream) and e.thinking_delta]
+    thinking = [
+        e.thinking_delta
+        async for e in handler.stream_events()
+        if isinstance(e, AgentStream) and e.thinking_delta
+    ]
     result = await handler
     assert "5535" in str(result.response.content).replace(",", "")
     assert thinking

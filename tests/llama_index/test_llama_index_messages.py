@@ -62,16 +62,27 @@ def test_tool_calls_from_blocks_kwargs_and_sdk_objects() -> None:
     assert call["id"] == "c1" and json.loads(call["function"]["arguments"]) == {"x": "é"}
     sdk = SimpleNamespace(id="c2", function=SimpleNamespace(name="g", arguments='{"y": 1}'))
     from_sdk = ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [sdk]})
-    assert message_to_wire(from_sdk)["tool_calls"][0]["function"] == {"name": "g", "arguments": '{"y": 1}'}
+    assert message_to_wire(from_sdk)["tool_calls"][0]["function"] == {
+        "name": "g",
+        "arguments": '{"y": 1}',
+    }
 
 
 def test_tool_result_reads_tool_call_id() -> None:
-    msg = ChatMessage(role="tool", content="42", additional_kwargs={"tool_call_id": "functions.f:0"})
-    assert message_to_wire(msg) == {"role": "tool", "tool_call_id": "functions.f:0", "content": "42"}
+    msg = ChatMessage(
+        role="tool", content="42", additional_kwargs={"tool_call_id": "functions.f:0"}
+    )
+    assert message_to_wire(msg) == {
+        "role": "tool",
+        "tool_call_id": "functions.f:0",
+        "content": "42",
+    }
 
 
 def test_unsupported_block_names_the_fix() -> None:
-    msg = ChatMessage(role="user", blocks=[DocumentBlock(data=b"%PDF-1.4", document_mimetype="application/pdf")])
+    msg = ChatMessage(
+        role="user", blocks=[DocumentBlock(data=b"%PDF-1.4", document_mimetype="application/pdf")]
+    )
     with pytest.raises(ValueError, match="TextBlock"):
         message_to_wire(msg)
 
@@ -86,8 +97,13 @@ def test_image_bytes_become_data_url(tmp_path: object, png: bytes) -> None:
 def test_round_trip_through_build_request_with_thinking() -> None:
     """A completion turned into a message and back satisfies Kimi's tool-turn rules."""
     comp = Completion(
-        id="x", model="m", content="", reasoning_content="why",
-        tool_calls=[ToolCall("functions.f:0", "f", '{"a": 1}')], finish_reason="tool_calls", usage=None,
+        id="x",
+        model="m",
+        content="",
+        reasoning_content="why",
+        tool_calls=[ToolCall("functions.f:0", "f", '{"a": 1}')],
+        finish_reason="tool_calls",
+        usage=None,
     )
     msg = completion_to_message(comp)
     assert isinstance(msg.blocks[0], ThinkingBlock)
@@ -104,10 +120,17 @@ def test_round_trip_through_build_request_with_thinking() -> None:
 def test_usage_mapping() -> None:
     u = Usage(10, 5, 15, cache_read=4, reasoning_tokens=2)
     assert usage_to_dict(u) == {
-        "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
-        "cached_tokens": 4, "reasoning_tokens": 2,
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "total_tokens": 15,
+        "cached_tokens": 4,
+        "reasoning_tokens": 2,
     }
-    assert usage_to_dict(Usage(1, 2, 3)) == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert usage_to_dict(Usage(1, 2, 3)) == {
+        "prompt_tokens": 1,
+        "completion_tokens": 2,
+        "total_tokens": 3,
+    }
 
 
 def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> dict:
@@ -122,12 +145,22 @@ def test_stream_builder_two_calls_in_one_chunk_and_usage_in_choice() -> None:
     out = [
         b.step(_chunk({"role": "assistant"})),
         b.step(_chunk({"reasoning_content": "hm"})),
-        b.step(_chunk({"tool_calls": [
-            {"index": 0, "id": "a", "function": {"name": "f", "arguments": '{"x":'}},
-            {"index": 1, "id": "b", "function": {"name": "g", "arguments": '{"y": 2}'}},
-        ]})),
+        b.step(
+            _chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "a", "function": {"name": "f", "arguments": '{"x":'}},
+                        {"index": 1, "id": "b", "function": {"name": "g", "arguments": '{"y": 2}'}},
+                    ]
+                }
+            )
+        ),
         b.step(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]})),
-        b.step(_chunk({}, "tool_calls", {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10})),
+        b.step(
+            _chunk(
+                {}, "tool_calls", {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+            )
+        ),
     ]
     assert out[0] is None  # a role-only chunk adds nothing
     assert out[1].additional_kwargs["thinking_delta"] == "hm"
@@ -138,3 +171,15 @@ def test_stream_builder_two_calls_in_one_chunk_and_usage_in_choice() -> None:
     assert [c["function"]["arguments"] for c in calls] == ['{"x": 1}', '{"y": 2}']
     assert last.additional_kwargs["prompt_tokens"] == 7
     assert last.raw["usage"]["total_tokens"] == 10
+
+
+def test_stream_builder_reads_top_level_usage_chunk_and_always_yields() -> None:
+    b = _StreamBuilder()
+    assert b.step(_chunk({"content": "hi"})).delta == "hi"
+    tail = b.step({"id": "c", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+    assert tail.additional_kwargs["total_tokens"] == 4 and tail.message.content == "hi"
+    assert b.final() is None  # something was yielded already
+    empty = _StreamBuilder()
+    assert empty.step(_chunk({"role": "assistant"})) is None
+    last = empty.final()
+    assert last is not None and last.message.content == ""

@@ -99,7 +99,11 @@ def mode_write_pause(store_name: str) -> None:
 
     os.replace = paused_replace  # type: ignore[assignment]
     store = store_for(store_name)
-    store.write(OAuthToken(Secret("AT-NEW"), Secret("RT-NEW"), time.time() + 900, 900.0, "kimi-code", "Bearer"))
+    store.write(
+        OAuthToken(
+            Secret("AT-NEW"), Secret("RT-NEW"), time.time() + 900, 900.0, "kimi-code", "Bearer"
+        )
+    )
 
 
 def mode_counter(store_name: str, barrier: str, ident: str, rounds: str) -> None:

@@ -1,0 +1,259 @@
+"""KimiAuth: bearer header, one refresh + one retry on 401, https-only, no token leaks.
+
+The credential here is a small counting double implementing the `Credential` protocol: these
+tests are about what the auth flow does with a credential, not about how credentials refresh.
+The server is the real emulator on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from kimi_coder_auth.auth import KimiAuth, check_secure_url, is_loopback_host
+from kimi_coder_auth.emulator import Emulator
+from kimi_coder_auth.errors import AuthenticationError, InsecureTransportError
+from kimi_coder_auth.refresh import CredentialStatus
+from kimi_coder_auth.secret import Secret
+from kimi_coder_auth.sources import StaticCredential
+from kimi_coder_auth.transport import Transport
+
+BODY = {"model": "kimi-for-coding", "messages": [{"role": "user", "content": "hi"}]}
+
+
+class CountingCredential:
+    """Credential double: hands out ``token``; on a 401 for the current token, ``renew()``."""
+
+    source = "test-double"
+
+    def __init__(self, token: str, renew: Callable[[], str | None] | None = None) -> None:
+        self.token = Secret(token)
+        self.renew = renew
+        self.get_calls = 0
+        self.rejected: list[Secret] = []
+
+    def get_token(self) -> Secret:
+        self.get_calls += 1
+        return self.token
+
+    async def aget_token(self) -> Secret:
+        return self.get_token()
+
+    def on_unauthorized(self, rejected: Secret) -> Secret | None:
+        self.rejected.append(rejected)
+        if self.renew is None:
+            return None
+        if rejected == self.token:
+            new = self.renew()
+            if new is None:
+                return None
+            self.token = Secret(new)
+        return self.token
+
+    async def aon_unauthorized(self, rejected: Secret) -> Secret | None:
+        return self.on_unauthorized(rejected)
+
+    def describe(self) -> CredentialStatus:
+        return CredentialStatus(self.source, None, None, self.renew is not None, "double")
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(api_keys=["sk-static"]) as e:
+        yield e
+
+
+def _expired_token(emu: Emulator) -> str:
+    token = emu.issue_token()["access_token"]
+    emu.expire_access_tokens()
+    return token
+
+
+def _auth_headers(emu: Emulator) -> list[str]:
+    return [r.headers.get("authorization", "") for r in emu.requests if r.path.endswith("/chat/completions")]
+
+
+def test_bearer_header_is_attached(emu: Emulator) -> None:
+    cred = CountingCredential("sk-static")
+    Transport(credential=cred, base_url=emu.base_url).chat(BODY)
+    assert _auth_headers(emu) == ["Bearer sk-static"]
+
+
+def test_401_refreshes_exactly_once_and_retries_once(emu: Emulator) -> None:
+    old = _expired_token(emu)
+    cred = CountingCredential(old, renew=lambda: emu.issue_token()["access_token"])
+    result = Transport(credential=cred, base_url=emu.base_url).chat(BODY)
+    assert result.data["choices"][0]["message"]["content"]
+    assert cred.rejected == [Secret(old)]
+    assert emu.counts["chat"] == 2 and emu.counts["unauthorized"] == 1
+    assert _auth_headers(emu) == [f"Bearer {old}", f"Bearer {cred.token.reveal()}"]
+
+
+async def test_401_refresh_and_retry_async_stream(emu: Emulator) -> None:
+    old = _expired_token(emu)
+    cred = CountingCredential(old, renew=lambda: emu.issue_token()["access_token"])
+    stream = Transport(credential=cred, base_url=emu.base_url).astream_chat(BODY)
+    chunks = [c async for c in stream]
+    assert chunks and chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert len(cred.rejected) == 1 and emu.counts["chat"] == 2
+
+
+def test_second_401_surfaces_authentication_error(emu: Emulator) -> None:
+    cred = CountingCredential(_expired_token(emu), renew=lambda: "emu-at-still-not-valid")
+    with pytest.raises(AuthenticationError) as info:
+        Transport(credential=cred, base_url=emu.base_url).chat(BODY)
+    assert len(cred.rejected) == 1  # asked once, not in a loop
+    assert emu.counts["chat"] == 2
+    exc = info.value
+    assert exc.status == 401 and exc.error_type == "invalid_authentication_error"
+    assert exc.trace_id
+    assert "kimi-coder login" in str(exc)
+
+
+async def test_second_401_surfaces_authentication_error_async(emu: Emulator) -> None:
+    cred = CountingCredential(_expired_token(emu), renew=lambda: "emu-at-still-not-valid")
+    with pytest.raises(AuthenticationError):
+        await Transport(credential=cred, base_url=emu.base_url).achat(BODY)
+    assert len(cred.rejected) == 1 and emu.counts["chat"] == 2
+
+
+def test_no_better_token_means_no_retry(emu: Emulator) -> None:
+    cred = CountingCredential("sk-wrong")  # static: on_unauthorized -> None
+    with pytest.raises(AuthenticationError):
+        Transport(credential=cred, base_url=emu.base_url).chat(BODY)
+    assert emu.counts["chat"] == 1 and len(cred.rejected) == 1
+
+
+def test_same_token_back_means_no_retry(emu: Emulator) -> None:
+    cred = CountingCredential("sk-wrong", renew=lambda: None)
+    cred.renew = None
+    cred.on_unauthorized = lambda rejected: rejected  # type: ignore[method-assign]
+    with pytest.raises(AuthenticationError):
+        Transport(credential=cred, base_url=emu.base_url).chat(BODY)
+    assert emu.counts["chat"] == 1
+
+
+def test_static_credential_401(emu: Emulator) -> None:
+    with pytest.raises(AuthenticationError, match="explicit"):
+        Transport(credential=StaticCredential("sk-nope"), base_url=emu.base_url).list_models()
+    assert emu.counts["models"] == 1
+
+
+def test_token_rotated_elsewhere_is_adopted_without_refresh(emu: Emulator) -> None:
+    """If the credential already holds a different token, the retry uses it (no new refresh)."""
+    old = _expired_token(emu)
+    fresh = emu.issue_token()["access_token"]
+    cred = CountingCredential(old)
+    calls: list[Secret] = []
+
+    def on_unauthorized(rejected: Secret) -> Secret | None:
+        calls.append(rejected)
+        return Secret(fresh)
+
+    cred.on_unauthorized = on_unauthorized  # type: ignore[method-assign]
+    Transport(credential=cred, base_url=emu.base_url).chat(BODY)
+    assert calls == [Secret(old)]
+    assert _auth_headers(emu)[-1] == f"Bearer {fresh}"
+
+
+# --------------------------------------------------------------------------- https only
+
+
+@pytest.mark.parametrize(
+    "host, ok",
+    [
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("api.localhost", True),
+        ("10.0.0.1", False),
+        ("localhost.example.com", False),
+        ("api.kimi.com", False),
+        ("0.0.0.0", False),
+    ],
+)
+def test_loopback_hosts(host: str, ok: bool) -> None:
+    assert is_loopback_host(host) is ok
+
+
+def test_secure_url_rules() -> None:
+    check_secure_url(httpx.URL("https://api.kimi.com/coding/v1"))
+    check_secure_url(httpx.URL("http://127.0.0.1:8080/x"))
+    check_secure_url(httpx.URL("http://[::1]:8080/x"))
+    with pytest.raises(InsecureTransportError, match="https"):
+        check_secure_url(httpx.URL("http://api.kimi.com/coding/v1"))
+
+
+def test_http_to_non_loopback_is_refused_before_anything_is_sent() -> None:
+    sent: list[httpx.Request] = []
+    cred = CountingCredential("sk-secret-canary")
+    with httpx.Client(transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200))) as c:
+        with pytest.raises(InsecureTransportError) as info:
+            c.get("http://api.example.com/coding/v1/models", auth=KimiAuth(cred))
+    assert sent == [] and cred.get_calls == 0
+    assert "sk-secret-canary" not in str(info.value)
+    assert "Nothing was sent" in str(info.value)
+
+
+def test_transport_refuses_plain_http_to_a_remote_host() -> None:
+    cred = CountingCredential("sk-x")
+    t = Transport(credential=cred, base_url="http://api.example.com/coding/v1")
+    with pytest.raises(InsecureTransportError):
+        t.chat(BODY)
+    assert cred.get_calls == 0
+
+
+def test_non_replayable_body_returns_the_401() -> None:
+    """A streamed (unread) request body cannot be sent twice: the 401 goes back as is."""
+    cred = CountingCredential("old", renew=lambda: "new")
+    request = httpx.Request(
+        "POST", "https://api.kimi.com/coding/v1/chat/completions", content=iter([b"{}"])
+    )
+    flow = KimiAuth(cred).sync_auth_flow(request)
+    first = next(flow)
+    assert first.headers["authorization"] == "Bearer old"
+    with pytest.raises(StopIteration):
+        flow.send(httpx.Response(401, request=request))
+
+
+def test_replayable_body_is_retried_with_the_new_token() -> None:
+    cred = CountingCredential("old", renew=lambda: "new")
+    request = httpx.Request("POST", "https://api.kimi.com/coding/v1/chat/completions", content=b"{}")
+    flow = KimiAuth(cred).sync_auth_flow(request)
+    next(flow)
+    retried = flow.send(httpx.Response(401, request=request))
+    assert retried.headers["authorization"] == "Bearer new"
+    with pytest.raises(StopIteration):  # a second 401 is returned to the caller
+        flow.send(httpx.Response(401, request=request))
+    assert len(cred.rejected) == 1
+
+
+def test_auth_requires_the_request_body() -> None:
+    assert KimiAuth.requires_request_body is True
+
+
+# --------------------------------------------------------------------------- no leaks
+
+
+def test_tokens_never_leak_into_logs_reprs_or_errors(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    canary_old = _expired_token(emu)
+    canary_bad = "emu-at-CANARY-never-valid"
+    cred = CountingCredential(canary_old, renew=lambda: canary_bad)
+    t = Transport(credential=cred, base_url=emu.base_url)
+    with pytest.raises(AuthenticationError) as info:
+        t.chat(BODY)
+    text = "".join(traceback.format_exception(info.value))
+    for canary in (canary_old, canary_bad):
+        assert canary not in caplog.text
+        assert canary not in str(info.value) and canary not in repr(info.value)
+        assert canary not in text
+        assert canary not in repr(t) and canary not in repr(KimiAuth(cred))
+    assert "chat/completions" in caplog.text  # DEBUG logging did happen
