@@ -50,12 +50,13 @@ class Sizes:
     tool_frags: tuple[int, int] = (2000, 8000)
     repeats: int = 7
     async_repeats: int = 5
+    tool_repeats: int = 3
     import_runs: int = 7
 
 
 FULL = Sizes()
 QUICK = Sizes(stream_chunks=40, ttft_runs=3, ttft_chunks=5, concurrency=3, concurrent_chunks=10,
-              tool_frags=(20, 80), repeats=1, async_repeats=1, import_runs=1)
+              tool_frags=(20, 80), repeats=1, async_repeats=1, tool_repeats=1, import_runs=1)
 
 
 # ----------------------------------------------------------------------------- server
@@ -510,7 +511,7 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
                         "ChatKimiCoder.astream")
             # tool-call assembly: linear scaling
             small, large = sizes.tool_frags
-            raw_tool = {f: median_time(lambda f=f: raw.tool(prompt("tool", f)), sizes.repeats) for f in (small, large)}
+            raw_tool = {f: median_time(lambda f=f: raw.tool(prompt("tool", f)), sizes.tool_repeats) for f in (small, large)}
             variants: list[tuple[str, Any, str]] = []
             if ours_lc:
                 variants.append(("ChatKimiCoder.stream + chunk merge", ours_lc, "tool_stream_fold"))
@@ -523,7 +524,7 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
                 fn = getattr(client, method)
                 times = {}
                 for f in (small, large):
-                    res = _try(f"{label} {f}", lambda fn=fn, f=f: median_time(lambda: fn(prompt("tool", f)), sizes.repeats), errors)
+                    res = _try(f"{label} {f}", lambda fn=fn, f=f: median_time(lambda: fn(prompt("tool", f)), sizes.tool_repeats), errors)
                     times[f] = res
                 if times[small] is None or times[large] is None:
                     continue

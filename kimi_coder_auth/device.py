@@ -52,6 +52,7 @@ from .errors import (
     DeviceCodeExpired,
     DeviceLoginError,
     DeviceLoginTimeout,
+    OAuthConnectionError,
     OAuthError,
 )
 from .secret import Secret
@@ -484,11 +485,11 @@ def _open_browser(url: str) -> None:
 def _is_connection_error(exc: BaseException) -> bool:
     """True for "the poll never got an answer": worth backing off and polling again.
 
-    `oauth.post_form` reports transport failures as an `OAuthError` without a status (any answer
-    from the server, even a redirect or a non-JSON 200, carries its status and stays fatal).
+    `oauth.post_form` reports transport failures as `OAuthConnectionError`; any answer from the
+    server, even a redirect or a non-JSON 200, is another `OAuthError` and stays fatal.
     """
-    if isinstance(exc, OAuthError):
-        return exc.status is None
+    if isinstance(exc, OAuthConnectionError):
+        return True
     if isinstance(exc, APIConnectionError):
         return True
     import httpx

@@ -29,6 +29,7 @@ __all__ = [
     "InsecureTransportError",
     "KimiCoderError",
     "NotFoundError",
+    "OAuthConnectionError",
     "OAuthError",
     "PermissionDeniedError",
     "QuotaExceededError",
@@ -144,6 +145,10 @@ class OAuthError(CredentialError):
         self.status = status
         self.error = error
         super().__init__(message, hint=hint)
+
+
+class OAuthConnectionError(OAuthError):
+    """The OAuth server could not be reached or timed out (no answer at all)."""
 
 
 # --------------------------------------------------------------------------- device login

@@ -18,7 +18,7 @@ import httpx
 
 from . import clock
 from ._identity import default_user_agent
-from .errors import InsecureTransportError, OAuthError, ReauthRequired
+from .errors import InsecureTransportError, OAuthConnectionError, OAuthError, ReauthRequired
 from .paths import DEFAULT_OAUTH_HOST
 from .secret import Secret
 from .token import OAuthToken
@@ -123,11 +123,11 @@ def _parse(response: httpx.Response, url: str) -> tuple[int, dict[str, Any]]:
     return status, data
 
 
-def _connection_error(exc: Exception, url: str) -> OAuthError:
+def _connection_error(exc: Exception, url: str) -> OAuthConnectionError:
     kind = (
         "timed out" if isinstance(exc, httpx.TimeoutException) else f"failed ({type(exc).__name__})"
     )
-    return OAuthError(
+    return OAuthConnectionError(
         f"The request to the OAuth server {urlsplit(url).netloc} {kind}.",
         hint="Check your network connection and KIMI_CODE_OAUTH_HOST, then retry.",
     )

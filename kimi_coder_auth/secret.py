@@ -62,5 +62,11 @@ class Secret:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Secret is immutable")
 
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self
+
     def __reduce__(self) -> Any:
         raise TypeError("Secret values are not picklable")

@@ -61,8 +61,8 @@ class SSEDecoder:
         self._cr = False  # the previous feed ended with ``\r``: drop a leading ``\n`` now
         self._started = False  # a leading UTF-8 BOM has been dealt with
 
-    def feed(self, data: bytes) -> list[SSEEvent]:
-        """Add bytes; return the events they complete (possibly none)."""
+    def feed_blocks(self, data: bytes) -> list[bytes]:
+        """Add bytes; return the raw event blocks they complete (lines joined by ``\n``)."""
         if not data:
             return []
         if not self._started:
@@ -81,14 +81,25 @@ class SSEDecoder:
         if b"\r" in data:
             self._cr = data[-1:] == b"\r"
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buf = self._buf + data if self._buf else data
-        if b"\n\n" not in buf:
-            self._buf = buf
+        old = self._buf
+        if old:
+            buf = old + data
+            if buf.find(b"\n\n", len(old) - 1) < 0:
+                self._buf = buf
+                return []
+        elif b"\n\n" not in data:
+            self._buf = data
             return []
+        else:
+            buf = data
         blocks = buf.split(b"\n\n")
         self._buf = blocks.pop()
+        return blocks
+
+    def feed(self, data: bytes) -> list[SSEEvent]:
+        """Add bytes; return the events they complete (possibly none)."""
         out: list[SSEEvent] = []
-        for block in blocks:
+        for block in self.feed_blocks(data):
             # fast path: one ``data:`` line (what every OpenAI-style server sends)
             if block[:5] == b"data:" and b"\n" not in block:
                 value = block[5:]
@@ -229,6 +240,18 @@ def _interrupted(trace_id: str | None, request_id: str | None) -> StreamInterrup
     return exc
 
 
+def _slow(
+    block: bytes, trace_id: str | None, request_id: str | None
+) -> dict[str, Any] | bytes | None:
+    """Generic path for one block: a chunk dict, DONE, or None (nothing to deliver)."""
+    event = _parse_block(block)
+    if event is None or event.event not in _DATA_EVENTS:
+        return None  # comment-only block, or an unknown named event (e.g. a ping)
+    if event.data == DONE and event.event is None:
+        return DONE
+    return parse_event(event, trace_id=trace_id, request_id=request_id)
+
+
 def iter_chunks(
     byte_iter: Iterable[bytes], *, trace_id: str | None = None, request_id: str | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -238,23 +261,28 @@ def iter_chunks(
     before ``[DONE]``. Stops reading right after ``[DONE]`` (the caller drains/closes).
     """
     decoder = SSEDecoder()
-    feed = decoder.feed
+    feed = decoder.feed_blocks
+    loads = _loads
     for raw in byte_iter:
-        for event in feed(raw):
-            if event.data == DONE and event.event is None:
-                return
-            # inline fast path of parse_event for the common case
-            if event.event is None:
+        for block in feed(raw):
+            if block[:6] == b"data: " and b"\n" not in block:  # the hot path
+                payload = block[6:]
+                if payload == DONE:
+                    return
                 try:
-                    chunk = _loads(event.data)
+                    chunk = loads(payload)
                 except ValueError:
                     chunk = None
                 if type(chunk) is dict and "error" not in chunk:
                     yield chunk
                     continue
-            elif event.event not in _DATA_EVENTS:
-                continue  # an unknown named event (e.g. a ping): not part of the answer
-            yield parse_event(event, trace_id=trace_id, request_id=request_id)
+            if not block:
+                continue
+            item = _slow(block, trace_id, request_id)
+            if item is DONE:
+                return
+            if item is not None:
+                yield item  # type: ignore[misc]
     for event in decoder.flush():
         if event.data == DONE and event.event is None:
             return
@@ -268,22 +296,28 @@ async def aiter_chunks(
 ) -> AsyncIterator[dict[str, Any]]:
     """Async variant of `iter_chunks` (same errors, same stop at ``[DONE]``)."""
     decoder = SSEDecoder()
-    feed = decoder.feed
+    feed = decoder.feed_blocks
+    loads = _loads
     async for raw in byte_iter:
-        for event in feed(raw):
-            if event.data == DONE and event.event is None:
-                return
-            if event.event is None:
+        for block in feed(raw):
+            if block[:6] == b"data: " and b"\n" not in block:  # the hot path
+                payload = block[6:]
+                if payload == DONE:
+                    return
                 try:
-                    chunk = _loads(event.data)
+                    chunk = loads(payload)
                 except ValueError:
                     chunk = None
                 if type(chunk) is dict and "error" not in chunk:
                     yield chunk
                     continue
-            elif event.event not in _DATA_EVENTS:
-                continue  # an unknown named event (e.g. a ping): not part of the answer
-            yield parse_event(event, trace_id=trace_id, request_id=request_id)
+            if not block:
+                continue
+            item = _slow(block, trace_id, request_id)
+            if item is DONE:
+                return
+            if item is not None:
+                yield item  # type: ignore[misc]
     for event in decoder.flush():
         if event.data == DONE and event.event is None:
             return

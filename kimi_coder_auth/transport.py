@@ -105,6 +105,12 @@ _CONTEXT_WORDS = (
     "prompt is too long",
     "exceeds the model's",
 )
+_SOURCE_LABELS = {
+    "explicit": "the api_key argument",
+    "env": "KIMI_CODER_API_KEY",
+    "kimi-cli": "kimi-cli's login",
+    "kimi-code": "Kimi Code's login",
+}
 _QUOTA_WORDS = ("quota", "insufficient balance", "balance is insufficient", "recharge")
 
 
@@ -130,10 +136,8 @@ def _ssl_context() -> Any:
     return ctx
 
 
-def _new_sync_client() -> httpx.Client:
-    return httpx.Client(
-        limits=LIMITS, timeout=DEFAULT_TIMEOUT, follow_redirects=False, verify=_ssl_context()
-    )
+def _new_sync_client(ctx: Any) -> httpx.Client:
+    return httpx.Client(limits=LIMITS, timeout=DEFAULT_TIMEOUT, follow_redirects=False, verify=ctx)
 
 
 def _get_sync_client() -> httpx.Client:
@@ -141,10 +145,11 @@ def _get_sync_client() -> httpx.Client:
     global _sync_client
     client = _sync_client
     if client is None or client.is_closed:
+        ctx = _ssl_context()  # outside the (non-reentrant) lock
         with _lock:
             client = _sync_client
             if client is None or client.is_closed:
-                client = _sync_client = _new_sync_client()
+                client = _sync_client = _new_sync_client(ctx)
     return client
 
 
@@ -280,7 +285,7 @@ def error_from_response(
             return ContextTooLongError(message, **common)
         return BadRequestError(message, **common)
     if status == 401:
-        where = f" (credentials from {source})" if source else ""
+        where = f" (credentials: {_SOURCE_LABELS.get(source, source)})" if source else ""
         return AuthenticationError(f"The Kimi Coding API rejected the token{where}: {message}", **common)
     if status == 402:
         return QuotaExceededError(message, retry_after=parse_retry_after(headers), **common)

@@ -43,9 +43,8 @@ from .messages import (
 )
 
 if TYPE_CHECKING:
-    from kimi_coder_auth.transport import Transport
-
     from kimi_coder_auth.catalogue import ModelInfo
+    from kimi_coder_auth.transport import Transport
     from kimi_coder_auth.wire import BuiltRequest, StreamDelta
 
 __all__ = ["ChatKimiCoder"]
@@ -207,10 +206,9 @@ class ChatKimiCoder(BaseChatModel):
         """The instance's transport, created on first use (credential shared process-wide)."""
         transport = self._transport
         if transport is None:
-            from kimi_coder_auth.transport import Transport
-
             from kimi_coder_auth.secret import Secret
             from kimi_coder_auth.sources import resolve_credential
+            from kimi_coder_auth.transport import Transport
 
             key = Secret(self.api_key.get_secret_value()) if self.api_key is not None else None
             credential = resolve_credential(api_key=key, credentials=self.credentials)
@@ -226,12 +224,15 @@ class ChatKimiCoder(BaseChatModel):
         return transport
 
     @staticmethod
-    def _needs_live_info(params: Mapping[str, Any]) -> bool:
-        """Live ``/models`` data matters only when the thinking mode decides the request."""
+    def _needs_live_info(params: Mapping[str, Any], wire: list[dict[str, Any]]) -> bool:
+        """Live ``/models`` data (fetched once per process and base URL) is consulted only when
+        the request depends on it: the thinking mode, effort levels, a forced tool choice
+        (thinking on/off rules) or image input support."""
         return (
             params["thinking"] is not None
             or params["effort"] is not None
             or _is_forced(_map_choice(params["tool_choice"]))
+            or any(_has_media(m) for m in wire)
         )
 
     def _model_info(self, model: str, live: list[dict[str, Any]] | None) -> ModelInfo:
@@ -300,11 +301,10 @@ class ChatKimiCoder(BaseChatModel):
         from kimi_coder_auth.wire import build_request
 
         params = self._params(stop, kwargs, stream=stream)
-        live = self._live_models() if self._needs_live_info(params) else None
+        wire = convert_messages(messages)
+        live = self._live_models() if self._needs_live_info(params, wire) else None
         model = params.pop("model")
-        built = build_request(
-            model, convert_messages(messages), model_info=self._model_info(model, live), **params
-        )
+        built = build_request(model, wire, model_info=self._model_info(model, live), **params)
         _emit_warnings(built.warnings)
         return built
 
@@ -315,10 +315,11 @@ class ChatKimiCoder(BaseChatModel):
         from kimi_coder_auth.wire import abuild_request
 
         params = self._params(stop, kwargs, stream=stream)
-        live = await self._alive_models() if self._needs_live_info(params) else None
+        wire = convert_messages(messages)
+        live = await self._alive_models() if self._needs_live_info(params, wire) else None
         model = params.pop("model")
         built = await abuild_request(
-            model, convert_messages(messages), model_info=self._model_info(model, live), **params
+            model, wire, model_info=self._model_info(model, live), **params
         )
         _emit_warnings(built.warnings)
         return built
@@ -555,6 +556,13 @@ def _map_choice(choice: Any) -> Any:
     from kimi_coder_auth.wire import map_tool_choice
 
     return map_tool_choice(choice)
+
+
+def _has_media(message: Mapping[str, Any]) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(
+        isinstance(p, Mapping) and p.get("type") != "text" for p in content
+    )
 
 
 def _emit_warnings(messages: Sequence[str]) -> None:

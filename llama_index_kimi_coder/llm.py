@@ -56,7 +56,16 @@ __all__ = ["KimiCoderLLM"]
 # Per-call kwargs that map to `build_request` parameters.
 _SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "n")
 # LlamaIndex-internal kwargs that must never reach the request body.
-_DROP = frozenset({"strict", "use_chat_completions", "formatted", "verbose"})
+_DROP = frozenset(
+    {
+        "strict",
+        "use_chat_completions",
+        "formatted",
+        "verbose",
+        "error_on_no_tool_call",
+        "error_on_tool_error",
+    }
+)
 
 
 class _StreamBuilder:
@@ -340,15 +349,21 @@ class KimiCoderLLM(FunctionCallingLLM):
         max_tokens = kw.pop("max_tokens", None)
         max_completion_tokens = kw.pop("max_completion_tokens", None)
         max_tokens = max_tokens or max_completion_tokens
+        tools = kw.pop("tools", None)
+        tool_choice = kw.pop("tool_choice", None)
+        if kw.pop("tool_required", False) and tools and tool_choice is None:
+            tool_choice = "required"
+        parallel = kw.pop("parallel_tool_calls", None)
+        allow_parallel = kw.pop("allow_parallel_tool_calls", None)
         args: dict[str, Any] = {
-            "tools": kw.pop("tools", None),
-            "tool_choice": kw.pop("tool_choice", None),
+            "tools": tools,
+            "tool_choice": tool_choice,
             "thinking": kw.pop("thinking", self.thinking),
             "effort": kw.pop("effort", self.effort),
             "max_tokens": max_tokens or self.max_tokens,
             "stream": stream,
             "stop": kw.pop("stop", self.stop),
-            "parallel_tool_calls": kw.pop("parallel_tool_calls", None),
+            "parallel_tool_calls": parallel if parallel is not None else allow_parallel,
             "response_format": kw.pop("response_format", None),
             "forced_tool_policy": kw.pop("forced_tool_choice", self.forced_tool_choice),
             "model_info": self.model_info,

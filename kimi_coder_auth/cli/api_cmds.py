@@ -187,9 +187,9 @@ def _window_label(window: Mapping[str, Any] | None, fallback: str) -> str:
         return fallback
     short, seconds = _TIME_UNITS.get(unit, (unit.removeprefix("TIME_UNIT_").lower() or "?", 0))
     total = duration * seconds
-    if seconds and total % 86400 == 0 and total >= 86400 and unit != "TIME_UNIT_DAY":
+    if 0 < seconds < 86400 and total >= 86400 and total % 86400 == 0:
         return f"{total // 86400} d window"
-    if seconds and total % 3600 == 0 and total >= 3600 and unit not in ("TIME_UNIT_HOUR", "TIME_UNIT_DAY"):
+    if 0 < seconds < 3600 and total >= 3600 and total % 3600 == 0:
         return f"{total // 3600} h window"
     return f"{duration} {short} window"
 

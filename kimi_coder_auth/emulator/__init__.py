@@ -23,8 +23,24 @@ Knobs:
 * ``emu.inject("chat", status=429, headers={"Retry-After": "1"})``, ``inject("chat",
   drop_after_chunks=3)``, ``inject("chat", sse_error={"error": {...}})``, ``inject("refresh",
   delay=0.5)``; endpoints: chat, models, usages, refresh, device_token, device_authorization.
-* ``emu.expire_access_tokens()``, ``emu.revoke_refresh_tokens()``, ``emu.reset_counts()``.
+* ``emu.issue_token(ttl=60, access_token="canary-at", refresh_token="canary-rt")``: register
+  chosen token values (refresh tokens rotate: each is good for exactly one refresh).
+* ``emu.expire_access_tokens()``, ``emu.revoke_refresh_tokens()``, ``emu.reset_counts()``,
+  ``emu.requests_to("/chat/completions")``, ``emu.clear_faults()``.
   Access tokens expire by ``kimi_coder_auth.clock.now()``, so a ``FakeClock`` can age them.
+* ``Emulator(chunk_chars=1)``: stream deltas of N characters; ``Turn(content=["a", "b"])`` fixes
+  the exact chunks; ``chunk_delay=`` / ``inject(..., chunk_delay=)`` spaces them in real time
+  (otherwise a whole stream is written with one ``sendall``).
+* ``Emulator(device_interval=1, device_expires_in=600)``: values the device login returns.
+
+Strictness (400 ``invalid_request_error`` with the service's wording): missing
+``reasoning_content`` on an assistant tool-call turn while thinking is on, empty text content,
+a tool-schema property without ``type``, ``tool_choice`` "required"/named while thinking is on,
+``thinking`` disabled on an always-thinking model, non-``data:`` image URLs, role ``developer``,
+a ``tool_call_id`` with no preceding call, too-long input ("context length"); unknown model 404;
+expired/unknown bearer 401; optional User-Agent gate 403. Thinking is on by default for
+"both" models, always for "only", never for "no"; reasoning streams before content, usage
+rides in ``choices[0].usage`` of the last chunk when ``stream_options.include_usage``.
 
 Counters: chat, models, usages, device_authorization, device_token, refresh, refresh_rejected,
 unauthorized. Every response carries ``x-trace-id``.

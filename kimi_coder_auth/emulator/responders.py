@@ -163,13 +163,14 @@ class _ValueSource:
 
     def __init__(
         self, text: str, *, exclude: Sequence[str] = (), topic_fallback: bool = False,
-        fallback: _ValueSource | None = None,
+        fallback: _ValueSource | None = None, context: str = "",
     ) -> None:
         for name in sorted(exclude, key=len, reverse=True):
             if name:
                 text = re.sub(rf"(?<![\w]){re.escape(name)}(?![\w])", " ", text)
         self.text = text
         self.topic_fallback = topic_fallback
+        self.context = " ".join(context.split())[:200]
         self.fallback = fallback
         self.quoted = [next(g for g in m if g) for m in _QUOTED_RE.findall(text)]
         unquoted = _QUOTED_RE.sub(" ", text)
@@ -235,7 +236,8 @@ class _ValueSource:
             return self._capitalised()
         if self.topic_fallback:
             desc = str(schema.get("description") or name.replace("_", " ") or "value")
-            return f"{desc[:1].upper()}{desc[1:]} about {self.topic()}"
+            value = f"{desc[:1].upper()}{desc[1:]} about {self.topic()}"
+            return f"{value} ({self.context})" if self.context else value
         if lname in _FREE_TEXT_NAMES or lname.endswith(("query", "question", "text")):
             words = self.text.split()
             while words and words[0].lower().strip(",.:;") in _STOPWORDS:
@@ -352,7 +354,7 @@ def _mentions(text: str, name: str) -> int:
     """Where `text` names tool `name` exactly (or its words joined by spaces); -1 if nowhere."""
     if not name:
         return -1
-    m = re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text, flags=re.I)
+    m = re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", text)
     if m:
         return m.start()
     words = _split_name_words(name)
@@ -376,7 +378,8 @@ def _asks_for(text: str, name: str) -> int:
             if cand.startswith(" ") or not cand.isalnum():
                 pos = low.find(cand)
             else:
-                m = re.search(rf"(?<![\w]){re.escape(cand)}(?:s|es|ed|ing)?(?![\w])", low)
+                suffix = "(?:s|es|ed|ing)?" if len(cand) > 4 else ""  # "times" must not ask for get_time
+                m = re.search(rf"(?<![\w]){re.escape(cand)}{suffix}(?![\w])", low)
                 pos = m.start() if m else -1
             if pos >= 0 and (best < 0 or pos < best):
                 best = pos
@@ -386,10 +389,12 @@ def _asks_for(text: str, name: str) -> int:
 _CLAUSE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|[,;]?\s+(?:and\s+)?then\s+|;\s*", flags=re.I)
 
 
-def _args_for(name: str, params: dict[str, Any], text: str, all_names: list[str], *, structured: bool) -> dict[str, Any]:
+def _args_for(
+    name: str, params: dict[str, Any], text: str, all_names: list[str], *, structured: bool, context: str = "",
+) -> dict[str, Any]:
     """Arguments for tool `name`: values from the clause that asks for it first, then from the
     whole prompt (so "6 times 7, then add 2 and 3" gives each tool its own numbers)."""
-    whole = _ValueSource(text, exclude=all_names, topic_fallback=structured)
+    whole = _ValueSource(text, exclude=all_names, topic_fallback=structured, context=context)
     src = whole
     pos = _mentions(text, name)
     if pos < 0:
@@ -450,7 +455,8 @@ class DefaultResponder(Responder):
         tool_results = [m for m in since_user if m.get("role") == "tool"]
 
         if tools and tool_choice != "none":
-            call = self._choose_tools(tools, tool_choice, user_text, called, request_body)
+            context = "; ".join(message_text(m) for m in tool_results)
+            call = self._choose_tools(tools, tool_choice, user_text, called, request_body, context)
             if call is not None:
                 return call
 
@@ -471,17 +477,18 @@ class DefaultResponder(Responder):
 
     def _choose_tools(
         self, tools: list[dict[str, Any]], tool_choice: Any, user_text: str,
-        called: Sequence[str], body: dict[str, Any],
+        called: Sequence[str], body: dict[str, Any], context: str = "",
     ) -> Turn | None:
         by_name = {_tool_name(t): t for t in tools if _tool_name(t)}
         if not by_name:
             return None
         exact = sorted((p, n) for n in by_name if (p := _mentions(user_text, n)) >= 0)
         exact_names = [n for _, n in exact]
+        # class-like names (Joke, WeatherReport) are structured-output schemas: asked for last
         loose = sorted(
-            (p, n) for n in by_name if n not in exact_names and (p := _asks_for(user_text, n)) >= 0
+            (n[:1].isupper(), p, n) for n in by_name if n not in exact_names and (p := _asks_for(user_text, n)) >= 0
         )
-        wanted = [*exact_names, *(n for _, n in loose)]
+        wanted = [*exact_names, *(n for _, _, n in loose)]
         pending = [n for n in wanted if n not in called]
 
         if isinstance(tool_choice, dict):
@@ -489,27 +496,35 @@ class DefaultResponder(Responder):
             if forced in by_name:
                 # a forced tool the prompt does not name verbatim is a structured-output schema
                 structured = re.search(rf"(?<![\w]){re.escape(forced)}(?![\w])", user_text) is None
-                return self._calls([by_name[forced]], user_text, by_name, structured=structured)
+                return self._calls([by_name[forced]], user_text, by_name, structured=structured, context=context)
         if tool_choice == "required":
             if pending:
-                return self._calls([by_name[pending[0]]], user_text, by_name)
+                return self._calls([by_name[pending[0]]], user_text, by_name, context=context)
+            # nothing asked for is left: prefer a tool not yet called this turn (typically a
+            # structured-output tool), so forced-choice agent loops still terminate
+            fresh = [n for n in by_name if n not in called and n not in wanted]
+            if fresh:
+                return self._calls([by_name[fresh[0]]], user_text, by_name, structured=True, context=context)
             first = wanted[0] if wanted else next(iter(by_name))
-            return self._calls([by_name[first]], user_text, by_name, structured=not wanted)
+            return self._calls([by_name[first]], user_text, by_name, structured=not wanted, context=context)
         if not pending:
             return None
         parallel = body.get("parallel_tool_calls") is not False and any(
             w in user_text.lower() for w in _PARALLEL_WORDS
         )
         chosen = pending if parallel else pending[:1]
-        return self._calls([by_name[n] for n in chosen], user_text, by_name)
+        return self._calls([by_name[n] for n in chosen], user_text, by_name, context=context)
 
     def _calls(
-        self, tools: list[dict[str, Any]], user_text: str, by_name: dict[str, Any], *, structured: bool = False,
+        self, tools: list[dict[str, Any]], user_text: str, by_name: dict[str, Any], *,
+        structured: bool = False, context: str = "",
     ) -> Turn:
         calls: list[tuple[str, str]] = []
         for tool in tools:
             name = _tool_name(tool)
-            args = _args_for(name, _tool_params(tool), user_text, list(by_name), structured=structured)
+            schema_like = name[:1].isupper() and re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", user_text) is None
+            args = _args_for(name, _tool_params(tool), user_text, list(by_name),
+                             structured=structured or schema_like, context=context)
             calls.append((name, json.dumps(args, ensure_ascii=False)))
         names = " and ".join(n for n, _ in calls)
         return Turn(reasoning=f"The user needs {names}; I will call it with arguments from the request.",

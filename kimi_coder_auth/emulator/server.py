@@ -18,6 +18,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from json.encoder import encode_basestring as quote  # C-accelerated JSON string quoting
 from typing import Any
 
 from .. import clock
@@ -279,11 +280,16 @@ class Emulator:
         with self._lock:
             return [r for r in self.requests if r.path.endswith(path_suffix)]
 
-    def issue_token(self, ttl: int | None = None) -> dict[str, Any]:
-        """Mint a valid token response (access + refresh pair), as the token endpoint returns it."""
+    def issue_token(
+        self, ttl: int | None = None, *, access_token: str | None = None, refresh_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Mint a valid token response (access + refresh pair), as the token endpoint returns it.
+
+        Pass `access_token` / `refresh_token` to register chosen values (e.g. canary strings
+        already written to a credential file)."""
         ttl = self.access_token_ttl if ttl is None else int(ttl)
-        access = "emu-at-" + secrets.token_urlsafe(24)
-        refresh = "emu-rt-" + secrets.token_urlsafe(24)
+        access = access_token or "emu-at-" + secrets.token_urlsafe(24)
+        refresh = refresh_token or "emu-rt-" + secrets.token_urlsafe(24)
         with self._lock:
             self._access[access] = clock.now() + ttl
             self._refresh.add(refresh)
@@ -710,14 +716,21 @@ class Emulator:
 
 
 def _pieces(text: str | list[str], size: int = 12) -> list[str]:
-    """Split text into stream deltas (word-ish pieces of about `size` chars)."""
+    """Split text into stream deltas: word-ish pieces of about `size` characters (long words are
+    cut); a list is taken as the exact pieces."""
     if isinstance(text, list):
-        return [p for p in text]
+        return list(text)
     if not text:
         return []
     out: list[str] = []
     buf = ""
     for word in re.findall(r"\S+\s*|\s+", text):
+        while len(word) > size:
+            if buf:
+                out.append(buf)
+                buf = ""
+            out.append(word[:size])
+            word = word[size:]
         buf += word
         if len(buf) >= size:
             out.append(buf)
@@ -818,16 +831,18 @@ class _Answer:
         ).encode()
         mid = b',"finish_reason":null}]}'
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        deltas: list[dict[str, Any]] = []
+        pre = b"data: " + head
+        deltas: list[bytes] = []
         if self.reasoning is not None:
             parts = _pieces(self.reasoning, chunk_chars) or [""]
-            deltas += [{"reasoning_content": p} for p in parts]
-        deltas += [{"content": p} for p in _pieces(self.content, chunk_chars)]
-        deltas += self._tool_deltas()
+            deltas += [b'{"reasoning_content":' + quote(p).encode() + b"}" for p in parts]
+        deltas += [b'{"content":' + quote(p).encode() + b"}" for p in _pieces(self.content, chunk_chars)]
+        deltas += [dumps(d).encode() for d in self._tool_deltas()]
         if not deltas:
-            deltas = [{"content": ""}]
-        deltas[0] = {"role": "assistant", **deltas[0]}
-        out = [b"data: " + head + dumps(d).encode() + mid + b"\n\n" for d in deltas]
+            deltas = [b'{"content":""}']
+        deltas[0] = b'{"role":"assistant",' + deltas[0][1:]
+        tail = mid + b"\n\n"
+        out = [pre + d + tail for d in deltas]
         final: dict[str, Any] = {"index": 0, "delta": {}, "finish_reason": self.finish_reason}
         if include_usage:
             final["usage"] = self.usage

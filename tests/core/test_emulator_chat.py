@@ -26,7 +26,7 @@ def emu() -> Iterator[Emulator]:
         yield e
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=5, headers=H) as c:
         yield c
@@ -275,10 +275,9 @@ def test_many_concurrent_streams(client: httpx.Client) -> None:
         lock = threading.Lock()
 
         def run() -> None:
-            with httpx.Client(headers=H, timeout=10) as c:
-                _, lines = stream_events(c, emu, body(thinking={"type": "disabled"}))
-                with lock:
-                    results.append(sum(1 for line in lines if line.startswith("data: {")))
+            _, lines = stream_events(client, emu, body(thinking={"type": "disabled"}))
+            with lock:
+                results.append(sum(1 for line in lines if line.startswith("data: {")))
 
         threads = [threading.Thread(target=run) for _ in range(20)]
         for t in threads:
@@ -286,6 +285,7 @@ def test_many_concurrent_streams(client: httpx.Client) -> None:
         for t in threads:
             t.join(10)
         assert results == [501] * 20
+        assert emu.counts["chat"] == 20
 
 
 def test_chunk_delay_streams_incrementally(emu: Emulator, client: httpx.Client) -> None:
@@ -349,3 +349,20 @@ def test_large_stream_is_fast(client: httpx.Client) -> None:
         elapsed = time.perf_counter() - t0
     assert data.count(b"data: {") == 2001 and data.rstrip().endswith(b"data: [DONE]")
     assert elapsed < 2.0
+
+
+def test_inject_forever_until_cleared(emu: Emulator, client: httpx.Client) -> None:
+    emu.inject("usages", status=502, times=None)
+    assert [client.get(f"{emu.base_url}/usages").status_code for _ in range(3)] == [502] * 3
+    emu.clear_faults()
+    assert client.get(f"{emu.base_url}/usages").status_code == 200
+    assert emu.counts["usages"] == 4
+
+
+def test_inject_delay_on_chat_is_real_and_then_answers(emu: Emulator, client: httpx.Client) -> None:
+    import time
+
+    emu.inject("chat", delay=0.2)
+    t0 = time.monotonic()
+    r = client.post(f"{emu.base_url}/chat/completions", json=body())
+    assert r.status_code == 200 and time.monotonic() - t0 >= 0.19

@@ -19,7 +19,7 @@ def emu() -> Iterator[Emulator]:
         yield e
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=5) as c:
         yield c
@@ -206,3 +206,34 @@ def test_reset_counts(emu: Emulator, client: httpx.Client) -> None:
     _device(client, emu)
     emu.reset_counts()
     assert emu.counts["device_authorization"] == 0 and emu.requests == []
+
+
+def test_issue_token_with_chosen_values(emu: Emulator, client: httpx.Client) -> None:
+    tok = emu.issue_token(ttl=60, access_token="canary-at-123", refresh_token="canary-rt-456")
+    assert (tok["access_token"], tok["refresh_token"], tok["expires_in"]) == ("canary-at-123", "canary-rt-456", 60)
+    assert client.get(f"{emu.base_url}/models", headers={"Authorization": "Bearer canary-at-123"}).status_code == 200
+    assert _refresh(client, emu, "canary-rt-456").status_code == 200
+    assert _refresh(client, emu, "canary-rt-456").status_code == 401
+
+
+def test_concurrent_refresh_with_same_token_only_one_wins(emu: Emulator, client: httpx.Client) -> None:
+    import threading
+
+    tok = emu.issue_token()
+    statuses: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(8)
+
+    def go() -> None:
+        barrier.wait(5)
+        code = _refresh(client, emu, tok["refresh_token"]).status_code
+        with lock:
+            statuses.append(code)
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(statuses) == [200] + [401] * 7
+    assert emu.counts["refresh"] == 8 and emu.counts["refresh_rejected"] == 7

@@ -227,3 +227,23 @@ def test_replaying_without_reasoning_fails_loop(emu: Emulator) -> None:
         messages += [msg, {"role": "tool", "tool_call_id": msg["tool_calls"][0]["id"], "content": "sunny"}]
         r = c.post(url, json={"model": "kimi-for-coding", "messages": messages, "tools": [WEATHER]})
         assert r.status_code == 400 and "reasoning_content is missing" in r.json()["error"]["message"]
+
+
+def test_forced_agent_with_structured_output_tool_terminates() -> None:
+    """create_agent(..., response_format=ToolStrategy(Weather)) forces tool_choice each round:
+    the responder calls the real tool first, then the schema tool with the results."""
+    weather_schema = fn("Weather", {"city": {"type": "string"}, "summary": {"type": "string"}}, ["city", "summary"])
+    get_weather = fn("get_weather", {"city": {"type": "string"}}, ["city"])
+    tools = [get_weather, weather_schema]
+    msgs: list[dict[str, Any]] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = R.respond({"model": "m", "messages": msgs, "tools": tools, "tool_choice": "required"})
+    assert calls(first) == [("get_weather", {"city": "Paris"})]
+    msgs += [
+        {"role": "assistant", "reasoning_content": "", "tool_calls": [
+            {"id": "functions.get_weather:0", "type": "function",
+             "function": {"name": "get_weather", "arguments": first.tool_calls[0][1]}}]},
+        {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "sunny, 21C"},
+    ]
+    second = R.respond({"model": "m", "messages": msgs, "tools": tools, "tool_choice": "required"})
+    (name, args), = calls(second)
+    assert name == "Weather" and args["city"] == "Paris" and "sunny, 21C" in args["summary"]

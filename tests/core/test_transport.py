@@ -449,9 +449,8 @@ def test_closing_a_stream_early_releases_it(emu: Emulator) -> None:
 
 
 def test_ua_gate_403_explains_the_gate_the_setting_and_the_risk() -> None:
-    with Emulator(api_keys=[KEY], ua_gate=r"^SomeAgent/") as emu:
-        with pytest.raises(UserAgentRejectedError) as info:
-            make(emu).chat(BODY)
+    with Emulator(api_keys=[KEY], ua_gate=r"^SomeAgent/") as emu, pytest.raises(UserAgentRejectedError) as info:
+        make(emu).chat(BODY)
     exc = info.value
     text = str(exc)
     assert exc.status == 403 and exc.trace_id

@@ -14,6 +14,7 @@ REAL_API_KEY = os.environ.get("KIMI_CODER_API_KEY") or None
 REAL_HOME = Path(os.environ.get("HOME") or Path.home())
 REAL_SHARE_DIR = os.environ.get("KIMI_SHARE_DIR")
 REAL_CODE_HOME = os.environ.get("KIMI_CODE_HOME")
+REAL_BASE_URL = os.environ.get("KIMI_CODE_BASE_URL")
 LIVE_OPT_IN = os.environ.get("KIMI_CODER_LIVE") == "1"
 REAL_CONNECT = socket.socket.connect
 REAL_CONNECT_EX = socket.socket.connect_ex

@@ -31,10 +31,11 @@ class _Images(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        type(self).hits.append(self.path)
-        if self.path == "/cat.png":
+        path = self.path.split("?", 1)[0]
+        type(self).hits.append(path)
+        if path == "/cat.png":
             body, ctype, status = PNG, "image/png", 200
-        elif self.path == "/page.html":
+        elif path == "/page.html":
             body, ctype, status = b"<html></html>", "text/html", 200
         else:
             body, ctype, status = b"missing", "text/plain", 404

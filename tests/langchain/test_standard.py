@@ -80,7 +80,7 @@ class TestChatKimiCoderUnit(ChatModelUnitTests):
                 secrets_from_env=True,
             )
         assert isinstance(loaded, ChatKimiCoder)
-        assert loaded.dict() == model.dict()
+        assert loaded.asdict() == model.asdict()
         assert loaded.api_key is not None and loaded.api_key.get_secret_value() == "test"
         assert loaded.temperature == 0 and loaded.max_tokens == 100
 

@@ -630,3 +630,30 @@ def test_per_call_thinking_override(make_llm: Any, chat_bodies: Any) -> None:
     resp = make_llm(thinking=True).chat(user("hi"), thinking=False)
     assert chat_bodies()[-1]["thinking"] == {"type": "disabled"}
     assert not any(isinstance(b, ThinkingBlock) for b in resp.message.blocks)
+
+
+def test_llama_index_internal_kwargs_never_reach_the_body(
+    llm: KimiCoderLLM, chat_bodies: Any
+) -> None:
+    tools = [ADD.metadata.to_openai_tool()]
+    llm.chat(
+        user("add 1 and 2"),
+        tools=tools,
+        tool_required=True,
+        allow_parallel_tool_calls=False,
+        verbose=True,
+        strict=True,
+        error_on_no_tool_call=False,
+    )
+    body = chat_bodies()[-1]
+    assert body["tool_choice"] == "required" and body["parallel_tool_calls"] is False
+    for key in (
+        "tool_required",
+        "allow_parallel_tool_calls",
+        "verbose",
+        "strict",
+        "error_on_no_tool_call",
+    ):
+        assert key not in body
+    llm.chat(user("hi"), logprobs=False)  # unknown kwargs are request fields, as in OpenAI
+    assert chat_bodies()[-1]["logprobs"] is False
