@@ -8,6 +8,7 @@ the stream. This module only maps results back to LangChain objects.
 from __future__ import annotations
 
 import inspect
+import re
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
@@ -22,14 +23,8 @@ from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.output_parsers.openai_tools import (
-    JsonOutputKeyToolsParser,
-    PydanticToolsParser,
-)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
-from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
@@ -43,6 +38,8 @@ from .messages import (
 )
 
 if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
     from kimi_coder_auth.catalogue import ModelInfo
     from kimi_coder_auth.transport import Transport
     from kimi_coder_auth.wire import BuiltRequest, StreamDelta
@@ -133,6 +130,7 @@ class ChatKimiCoder(BaseChatModel):
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
     n: int | None = None
+    """Sent when set; only the first choice is returned."""
     seed: int | None = None
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     """Default stop sequences."""
@@ -142,6 +140,7 @@ class ChatKimiCoder(BaseChatModel):
     """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
 
     _transport: Transport | None = PrivateAttr(default=None)
+    _transport_for: tuple[Any, ...] | None = PrivateAttr(default=None)
 
     # ------------------------------------------------------------------ LangChain plumbing
 
@@ -202,25 +201,34 @@ class ChatKimiCoder(BaseChatModel):
 
     # ------------------------------------------------------------------ core objects
 
-    def _get_transport(self) -> Transport:
-        """The instance's transport, created on first use (credential shared process-wide)."""
-        transport = self._transport
-        if transport is None:
-            from kimi_coder_auth.secret import Secret
-            from kimi_coder_auth.sources import resolve_credential
-            from kimi_coder_auth.transport import Transport
+    def _transport_key(self) -> tuple[Any, ...]:
+        from kimi_coder_auth.secret import Secret
 
-            key = Secret(self.api_key.get_secret_value()) if self.api_key is not None else None
-            credential = resolve_credential(api_key=key, credentials=self.credentials)
-            transport = Transport(
-                credential=credential,
-                base_url=self.base_url,
-                user_agent=self.user_agent,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                default_headers=self.default_headers,
-            )
-            self._transport = transport
+        headers = tuple(sorted(self.default_headers.items())) if self.default_headers else ()
+        key = Secret(self.api_key.get_secret_value()) if self.api_key is not None else None
+        return (key, self.credentials, self.base_url, self.user_agent, self.timeout,
+                self.max_retries, headers)
+
+    def _get_transport(self) -> Transport:
+        """The instance's transport, created on first use and rebuilt only if the connection
+        settings change (e.g. after ``model_copy``); credentials are shared process-wide."""
+        key = self._transport_key()
+        cached = self._transport
+        if cached is not None and self._transport_for == key:
+            return cached
+        from kimi_coder_auth.sources import resolve_credential
+        from kimi_coder_auth.transport import Transport
+
+        credential = resolve_credential(api_key=key[0], credentials=self.credentials)
+        transport = Transport(
+            credential=credential,
+            base_url=self.base_url,
+            user_agent=self.user_agent,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            default_headers=self.default_headers,
+        )
+        self._transport, self._transport_for = transport, key
         return transport
 
     @staticmethod
@@ -483,6 +491,12 @@ class ChatKimiCoder(BaseChatModel):
         ``include_raw=True`` returns ``{"raw", "parsed", "parsing_error"}``. ``strict`` is
         accepted and ignored (Kimi has no strict mode).
         """
+        from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+        from langchain_core.output_parsers.openai_tools import (
+            JsonOutputKeyToolsParser,
+            PydanticToolsParser,
+        )
+
         del strict
         if kwargs:
             raise ValueError(f"with_structured_output got unsupported arguments {sorted(kwargs)}.")
@@ -524,7 +538,7 @@ class ChatKimiCoder(BaseChatModel):
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema.")
             json_schema = convert_to_json_schema(schema)
-            name = json_schema.get("title") or "response"
+            name = re.sub(r"[^A-Za-z0-9_-]", "_", str(json_schema.get("title") or "response"))[:64]
             response_format = {
                 "type": "json_schema",
                 "json_schema": {"name": name, "schema": json_schema},

@@ -60,12 +60,14 @@ def run_emulator(args: argparse.Namespace, *, ready: threading.Event | None = No
         access_token_ttl=args.token_ttl, ua_gate=args.ua_gate, host=args.host, port=args.port,
         api_keys=args.api_key or None, device_interval=max(0, args.device_interval),
     )
+    stop = stop or threading.Event()
     try:
         emu.start()
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
               "pick another --port (or --port 0 for any free port).", file=sys.stderr)
         return 1
+    restore = _install_signal_handlers(stop)  # before printing: callers act on the output
     print("Kimi Coding API emulator running.")
     print(f"  base URL:   {emu.base_url}")
     print(f"  OAuth host: {emu.oauth_host}")
@@ -77,8 +79,6 @@ def run_emulator(args: argparse.Namespace, *, ready: threading.Event | None = No
     if args.ua_gate:
         print(f"  User-Agent gate: {args.ua_gate}")
     print("Press Ctrl-C to stop.", flush=True)
-    stop = stop or threading.Event()
-    restore = _install_signal_handlers(stop)
     if ready is not None:
         ready.set()
     try:

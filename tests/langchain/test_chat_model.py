@@ -346,3 +346,35 @@ def test_request_json_is_plain(scripted: Any) -> None:
     make().invoke([HumanMessage(content=[{"type": "text", "text": "a"},
                                          {"type": "text", "text": "b"}])])
     assert json.dumps(_chat_bodies(emu)[0]["messages"]) == '[{"role": "user", "content": "ab"}]'
+
+
+def test_model_copy_with_new_base_url_uses_new_server(model_kwargs: dict) -> None:
+    with Emulator(api_keys=[API_KEY]) as other:
+        llm = ChatKimiCoder(**model_kwargs)
+        llm.invoke("first")
+        moved = llm.model_copy(update={"base_url": other.base_url})
+        moved.invoke("second")
+        assert other.counts["chat"] == 1
+
+
+def test_profile_from_catalogue() -> None:
+    k3 = ChatKimiCoder(model="k3").profile
+    assert k3 is not None
+    assert k3["max_input_tokens"] == 1048576 and k3["reasoning_output"] is True
+    assert k3["reasoning_effort_levels"] == ["low", "high", "max"]
+    assert k3["tool_calling"] and k3["structured_output"] and k3["image_inputs"]
+    default = ChatKimiCoder().profile
+    assert default is not None and default["max_output_tokens"] == 32768
+    assert "reasoning_effort_levels" not in default
+
+
+async def test_astream_events_v2(scripted: Any) -> None:
+    _, make = scripted(Turn(reasoning="hmm", content="streamed words for events"))
+    text = ""
+    reasoning = ""
+    async for event in make(thinking=True).astream_events("hi", version="v2"):
+        if event["event"] == "on_chat_model_stream":
+            chunk = event["data"]["chunk"]
+            text += chunk.text
+            reasoning += chunk.additional_kwargs.get("reasoning_content", "")
+    assert text == "streamed words for events" and reasoning == "hmm"
