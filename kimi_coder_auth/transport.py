@@ -52,6 +52,7 @@ from .errors import (
     QuotaExceededError,
     RateLimitError,
     ServerError,
+    StreamError,
     StreamInterruptedError,
     UserAgentRejectedError,
 )
@@ -338,7 +339,7 @@ def _backoff(attempt: int, retry_after: float | None) -> float | None:
     """Seconds to wait before retry number ``attempt + 1``; None = do not retry (too long)."""
     if retry_after is not None:
         return retry_after if retry_after <= RETRY_AFTER_CAP else None
-    base = min(BACKOFF_MAX, BACKOFF_INITIAL * (2**attempt))
+    base: float = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0**attempt)
     return base * random.uniform(0.75, 1.25)
 
 
@@ -386,7 +387,12 @@ _models_cache: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, list[dict[s
 
 
 class Transport:
-    """HTTP access to the Coding API for one credential (cheap; shares process-wide pools)."""
+    """HTTP access to the Coding API for one credential (cheap; shares process-wide pools).
+
+    ``timeout``: seconds (or an `httpx.Timeout`); default connect 10 s, read 300 s, because a
+    thinking turn may stay silent for minutes. ``default_headers`` are sent with every request;
+    a ``User-Agent`` among them counts like ``user_agent=``, an ``Authorization`` is ignored.
+    """
 
     def __init__(
         self,
@@ -706,6 +712,24 @@ def _stream_error(exc: httpx.HTTPError, trace_id: str | None) -> APIConnectionEr
     return err
 
 
+def _is_json(response: httpx.Response) -> bool:
+    ctype = response.headers.get("content-type", "").lower()
+    return "json" in ctype and "event-stream" not in ctype
+
+
+def _json_instead_of_stream(response: httpx.Response) -> StreamError:
+    """A 2xx JSON answer to a streaming request: an error object, or a proxy that ignores SSE."""
+    message, etype = _extract_error(response.content)
+    return StreamError(
+        message or "The server answered a streaming request with plain JSON instead of an event stream.",
+        status=response.status_code,
+        error_type=etype,
+        trace_id=response.headers.get("x-trace-id"),
+        request_id=response.headers.get("x-request-id"),
+        hint="Check that the base URL points at the Kimi Coding API (…/coding/v1), then retry.",
+    )
+
+
 class ChatStream:
     """Iterator of chat completion chunk dicts from one streaming request.
 
@@ -736,6 +760,14 @@ class ChatStream:
             self.headers = dict(response.headers)
             self.trace_id = response.headers.get("x-trace-id")
             self.request_id = response.headers.get("x-request-id")
+            if _is_json(response):
+                try:
+                    response.read()
+                except httpx.HTTPError as exc:
+                    raise _stream_error(exc, self.trace_id) from None
+                finally:
+                    self.close()
+                raise _json_instead_of_stream(response)
             self._raw = self._bytes(response)
             self._chunks = iter_chunks(self._raw, trace_id=self.trace_id, request_id=self.request_id)
         return self
@@ -755,7 +787,11 @@ class ChatStream:
         if chunks is None:
             if self._closed:
                 raise StopIteration
-            self.open()
+            try:
+                self.open()
+            except BaseException:
+                self._closed = True  # one request per stream: do not resend on the next next()
+                raise
             chunks = self._chunks
             assert chunks is not None
         try:
@@ -818,6 +854,13 @@ class ChatStream:
     def __enter__(self) -> ChatStream:
         return self
 
+    def __del__(self) -> None:  # an abandoned stream must not pin a pooled connection
+        try:
+            if self._response is not None:
+                self._response.close()
+        except Exception:
+            pass
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
@@ -848,6 +891,14 @@ class AsyncChatStream:
             self.headers = dict(response.headers)
             self.trace_id = response.headers.get("x-trace-id")
             self.request_id = response.headers.get("x-request-id")
+            if _is_json(response):
+                try:
+                    await response.aread()
+                except httpx.HTTPError as exc:
+                    raise _stream_error(exc, self.trace_id) from None
+                finally:
+                    await self.aclose()
+                raise _json_instead_of_stream(response)
             self._raw = self._bytes(response)
             self._chunks = aiter_chunks(self._raw, trace_id=self.trace_id, request_id=self.request_id)
         return self
@@ -869,7 +920,11 @@ class AsyncChatStream:
             if chunks is None:
                 if self._closed:
                     raise StopAsyncIteration
-                await self.aopen()
+                try:
+                    await self.aopen()
+                except BaseException:
+                    self._closed = True  # one request per stream: do not resend
+                    raise
                 chunks = self._chunks
                 assert chunks is not None
             try:

@@ -45,8 +45,22 @@ def _dual_class(kimi_cls: type[BaseException]) -> type[BaseException] | None:
             }
             if retryable is not None:
                 attrs["is_retryable"] = retryable
+            attrs["__reduce__"] = _reduce
             return type(kimi_cls.__name__, (kimi_cls, lc_cls), attrs)
     return None
+
+
+def _reduce(self: BaseException) -> tuple[object, ...]:
+    # The dual class is made at runtime, so pickle it as "rebuild from the kimi class".
+    kimi_cls = next(c for c in type(self).__mro__[1:] if c.__module__.startswith("kimi_coder_auth"))
+    return (_rebuild, (kimi_cls, self.args, dict(self.__dict__)))
+
+
+def _rebuild(kimi_cls: type[BaseException], args: tuple[object, ...], state: dict) -> BaseException:
+    exc = kimi_cls.__new__(kimi_cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return translate_error(exc)
 
 
 def translate_error(exc: BaseException) -> BaseException:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
@@ -486,7 +487,9 @@ class ChatKimiCoder(BaseChatModel):
               a warning, and if no tool call comes back an ``OutputParserException`` is raised.
             - ``"json_mode"``: ``response_format={"type": "json_object"}``; describe the wanted
               JSON in the prompt.
-            - ``"json_schema"``: ``response_format={"type": "json_schema", ...}`` sent natively.
+            - ``"json_schema"``: ``response_format={"type": "json_schema", ...}`` sent natively
+              (Moonshot's API lists ``text``/``json_object``/``json_schema``; the schema is
+              normalised to Kimi's dialect). Thinking stays on: nothing is forced.
 
         ``include_raw=True`` returns ``{"raw", "parsed", "parsing_error"}``. ``strict`` is
         accepted and ignored (Kimi has no strict mode).
@@ -537,11 +540,17 @@ class ChatKimiCoder(BaseChatModel):
         else:
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema.")
+            from kimi_coder_auth.schema import normalize_schema
+
             json_schema = convert_to_json_schema(schema)
             name = re.sub(r"[^A-Za-z0-9_-]", "_", str(json_schema.get("title") or "response"))[:64]
+            # Kimi's dialect: refs inlined, every property typed, no "$schema" (which Moonshot
+            # rejects in response formats).
+            wire_schema = normalize_schema(json_schema)
+            wire_schema.pop("$schema", None)
             response_format = {
                 "type": "json_schema",
-                "json_schema": {"name": name, "schema": json_schema},
+                "json_schema": {"name": name, "schema": wire_schema},
             }
             if json_schema.get("description"):
                 response_format["json_schema"]["description"] = json_schema["description"]
@@ -579,9 +588,29 @@ def _has_media(message: Mapping[str, Any]) -> bool:
     )
 
 
+_FRAMEWORK_PACKAGES = ("langchain_kimi_coder", "langchain_core", "langchain", "langgraph")
+
+
+def _user_stacklevel() -> int:
+    """Stack level of the first frame outside LangChain/LangGraph, so a warning points at the
+    caller's own line rather than at framework internals."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".", 1)[0] not in _FRAMEWORK_PACKAGES:
+            return level
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return 2
+
+
 def _emit_warnings(messages: Sequence[str]) -> None:
-    for text in messages:
-        warnings.warn(text, UserWarning, stacklevel=4)
+    """Surface the core's request warnings (e.g. a forced tool choice relaxed to auto)."""
+    if messages:
+        level = _user_stacklevel()
+        for text in messages:
+            warnings.warn(text, UserWarning, stacklevel=level)
 
 
 def _require_tool_call(tool_name: str) -> Callable[[BaseMessage], BaseMessage]:

@@ -223,7 +223,8 @@ def format_usage(data: Mapping[str, Any]) -> str:
         for i, item in enumerate(limits):
             if not isinstance(item, Mapping):
                 continue
-            detail = item.get("detail") if isinstance(item.get("detail"), Mapping) else item
+            raw_detail = item.get("detail")
+            detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, Mapping) else item
             label = item.get("name") or item.get("title")
             label = str(label) if label else _window_label(item.get("window"), f"limit {i + 1}")
             rows.append(_usage_row(label, detail, now))

@@ -257,3 +257,79 @@ def test_tokens_never_leak_into_logs_reprs_or_errors(emu: Emulator, caplog: pyte
         assert canary not in text
         assert canary not in repr(t) and canary not in repr(KimiAuth(cred))
     assert "chat/completions" in caplog.text  # DEBUG logging did happen
+
+
+async def test_async_transport_refuses_plain_http_to_a_remote_host() -> None:
+    cred = CountingCredential("sk-x")
+    with pytest.raises(InsecureTransportError):
+        await Transport(credential=cred, base_url="http://10.1.2.3/coding/v1").achat(BODY)
+    assert cred.get_calls == 0
+
+
+def test_credential_errors_pass_through_untouched_and_nothing_is_sent(emu: Emulator) -> None:
+    from kimi_coder_auth.errors import CredentialsUnavailable, SourceAttempt
+
+    class NoCredential(CountingCredential):
+        def get_token(self) -> Secret:
+            raise CredentialsUnavailable([SourceAttempt("env", "not set", "KIMI_CODER_API_KEY")])
+
+    with pytest.raises(CredentialsUnavailable, match="KIMI_CODER_API_KEY"):
+        Transport(credential=NoCredential("x"), base_url=emu.base_url).chat(BODY)
+    with pytest.raises(CredentialsUnavailable):
+        list(Transport(credential=NoCredential("x"), base_url=emu.base_url).stream_chat(BODY))
+    assert emu.counts["chat"] == 0
+
+
+# --------------------------------------------------------------------------- the real credential
+
+
+def _write_kimi_cli_login(emu: Emulator, home: object) -> dict:
+    import json
+    import os
+    from pathlib import Path
+
+    from kimi_coder_auth import clock
+
+    tok = emu.issue_token()
+    creds = Path(os.environ["KIMI_SHARE_DIR"]) / "credentials"
+    creds.mkdir(parents=True, exist_ok=True)
+    record = {
+        "access_token": tok["access_token"],
+        "refresh_token": tok["refresh_token"],
+        "expires_at": clock.now() + tok["expires_in"],  # fresh by the file: no proactive refresh
+        "scope": tok.get("scope", "kimi-code"),
+        "token_type": "Bearer",
+        "expires_in": float(tok["expires_in"]),
+    }
+    (creds / "kimi-code.json").write_text(json.dumps(record))
+    return record
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "stream"])
+def test_server_side_expiry_refreshes_the_real_login_once(
+    emu: Emulator, isolated_home: object, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """A token the server no longer accepts: one refresh POST, one retry, the file rotated."""
+    import asyncio
+    import json
+    import os
+    from pathlib import Path
+
+    from kimi_coder_auth.sources import clear_credential_cache, resolve_credential
+
+    monkeypatch.setenv("KIMI_CODE_OAUTH_HOST", emu.oauth_host)
+    clear_credential_cache()
+    record = _write_kimi_cli_login(emu, isolated_home)
+    emu.expire_access_tokens()
+    t = Transport(credential=resolve_credential(credentials="kimi-cli"), base_url=emu.base_url)
+    if mode == "sync":
+        assert t.chat(BODY).data["choices"]
+    elif mode == "async":
+        assert asyncio.run(t.achat(BODY)).data["choices"]
+    else:
+        assert list(t.stream_chat(BODY))
+    assert emu.counts["refresh"] == 1 and emu.counts["chat"] == 2
+    saved = json.loads((Path(os.environ["KIMI_SHARE_DIR"]) / "credentials" / "kimi-code.json").read_text())
+    assert saved["refresh_token"] != record["refresh_token"]
+    assert _auth_headers(emu)[-1] == f"Bearer {saved['access_token']}"
+    clear_credential_cache()

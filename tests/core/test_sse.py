@@ -218,3 +218,14 @@ def test_stops_reading_after_done() -> None:
 
     assert list(iter_chunks(source())) == [{"a": 1}]
     assert len(consumed) == 2
+
+
+def test_standard_library_json_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """orjson is optional: the stdlib parser gives the same chunks and the same errors."""
+    import kimi_coder_auth.sse as sse_mod
+
+    monkeypatch.setattr(sse_mod, "_loads", json.loads)
+    data = _stream(CHUNKS, eol=b"\r\n")
+    assert list(iter_chunks([data[:17], data[17:]])) == CHUNKS
+    with pytest.raises(StreamError, match="not JSON"):
+        list(iter_chunks([b"data: \xff\xfe\n\n"]))

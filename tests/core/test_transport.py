@@ -539,3 +539,38 @@ def test_parse_retry_after_forms(fake_clock: FakeClock) -> None:
 
     date = formatdate(fake_clock.now() + 20, usegmt=True)
     assert parse_retry_after(httpx.Headers({"retry-after": date})) == pytest.approx(20, abs=1)
+
+
+def test_request_encoding_without_orjson(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport_mod, "_orjson", None)
+    body = {**BODY, "messages": [{"role": "user", "content": "héllo 🙂"}]}
+    assert make(emu).chat(body).data["choices"][0]["message"]["content"] == "You said: héllo 🙂"
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        make(emu).chat({**BODY, "x": object()})
+
+
+def test_json_answer_to_a_stream_request_is_reported(emu: Emulator) -> None:
+    emu.inject("chat", status=200, body={"error": {"message": "upstream said no", "type": "server_error"}})
+    stream = make(emu).stream_chat(BODY)
+    with pytest.raises(StreamError, match="upstream said no") as info:
+        next(stream)
+    assert info.value.trace_id == stream.trace_id
+    assert list(stream) == []  # a failed stream is finished, not re-sent
+    assert emu.counts["chat"] == 1
+
+
+async def test_json_answer_to_an_async_stream_request_is_reported(emu: Emulator) -> None:
+    emu.inject("chat", status=200, body={"id": "x", "object": "chat.completion"})
+    stream = make(emu).astream_chat(BODY)
+    with pytest.raises(StreamError, match="instead of an event stream"):
+        await stream.__anext__()
+    assert [c async for c in stream] == []
+    assert emu.counts["chat"] == 1
+
+
+def test_failed_stream_open_is_not_resent(emu: Emulator) -> None:
+    emu.inject("chat", status=400)
+    stream = make(emu).stream_chat(BODY)
+    with pytest.raises(BadRequestError):
+        next(stream)
+    assert list(stream) == [] and emu.counts["chat"] == 1

@@ -110,3 +110,14 @@ def test_invalid_history_fails_before_sending(emulator: Emulator) -> None:
     with pytest.raises(ValueError, match="forced_tool_choice"):
         _llm(emulator).invoke("x", forced_tool_choice="sometimes")
     assert emulator.counts["chat"] == before
+
+
+def test_translated_errors_pickle(emulator: Emulator) -> None:
+    import pickle
+
+    emulator.inject("chat", status=429)
+    with pytest.raises(k.RateLimitError) as info:
+        _llm(emulator).invoke("hi")
+    again = pickle.loads(pickle.dumps(info.value))
+    assert isinstance(again, k.RateLimitError) and isinstance(again, lc.ModelRateLimitError)
+    assert str(again) == str(info.value) and again.status == 429

@@ -378,3 +378,32 @@ async def test_astream_events_v2(scripted: Any) -> None:
             text += chunk.text
             reasoning += chunk.additional_kwargs.get("reasoning_content", "")
     assert text == "streamed words for events" and reasoning == "hmm"
+
+
+def test_top_level_usage_chunk_and_cached_tokens_spelling() -> None:
+    """OpenAI-style servers send usage in a separate top-level chunk with no choices, and the
+    cache count as prompt_tokens_details.cached_tokens; both end up on the last chunk."""
+    from kimi_coder_auth.wire import build_request
+    from langchain_kimi_coder.chat_models import _StreamState
+
+    built = build_request("kimi-for-coding", [{"role": "user", "content": "hi"}], stream=True)
+    state = _StreamState(built, v1=False)
+    raw = [
+        {"id": "c1", "model": "kimi-for-coding",
+         "choices": [{"index": 0, "delta": {"reasoning_content": "r"}}]},
+        {"id": "c1", "choices": [{"index": 0, "delta": {"content": "hello"}}]},
+        {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {"id": "c1", "choices": [], "usage": {
+            "prompt_tokens": 300, "completion_tokens": 20, "total_tokens": 320,
+            "prompt_tokens_details": {"cached_tokens": 256},
+            "completion_tokens_details": {"reasoning_tokens": 5}}},
+    ]
+    chunks = [c.message for d in raw for c in state.chunks(state.accumulator.feed(d))]
+    last = state.final("trace-1").message
+    assert [c.usage_metadata for c in chunks] == [None, None]
+    assert last.usage_metadata == {
+        "input_tokens": 300, "output_tokens": 20, "total_tokens": 320,
+        "input_token_details": {"cache_read": 256}, "output_token_details": {"reasoning": 5},
+    }
+    assert last.response_metadata["x_trace_id"] == "trace-1"
+    assert last.response_metadata["finish_reason"] == "stop" and last.chunk_position == "last"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -239,3 +240,22 @@ def test_foreign_reasoning_is_not_replayed(emulator: Emulator, model_kwargs: dic
     sent = _last_chat(emulator)["messages"][1]
     assert sent["reasoning_content"] != "secret chain"
     assert sent["tool_calls"][0]["id"] == "toolu_1"
+
+
+class Team(BaseModel):
+    """A team with nested members."""
+
+    lead: Person
+    members: list[Person]
+
+
+def test_json_schema_is_normalised_for_kimi(emulator: Emulator, model_kwargs: dict) -> None:
+    llm = ChatKimiCoder(**model_kwargs, thinking=True)
+    schema = {**Team.model_json_schema(), "$schema": "http://json-schema.org/draft-07/schema#"}
+    llm.with_structured_output(schema, method="json_schema").invoke("'Ada' 36 leads 'Bob' 7")
+    sent = _last_chat(emulator)["response_format"]["json_schema"]
+    assert sent["name"] == "Team"
+    text = json.dumps(sent["schema"])
+    assert "$ref" not in text and "$defs" not in text and "$schema" not in text
+    assert sent["schema"]["properties"]["lead"]["properties"]["age"]["type"] == "integer"
+    assert _last_chat(emulator)["thinking"] == {"type": "enabled"}
