@@ -123,6 +123,7 @@ _async_clients: dict[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, Any]] =
 
 
 _ssl_ctx: Any = None
+_ssl_lock = threading.Lock()  # separate from _lock: building the context is slow
 
 
 def _ssl_context() -> Any:
@@ -130,7 +131,7 @@ def _ssl_context() -> Any:
     global _ssl_ctx
     ctx = _ssl_ctx
     if ctx is None:
-        with _lock:
+        with _ssl_lock:
             ctx = _ssl_ctx
             if ctx is None:
                 ctx = _ssl_ctx = httpx.create_ssl_context(trust_env=True)
@@ -146,7 +147,7 @@ def _get_sync_client() -> httpx.Client:
     global _sync_client
     client = _sync_client
     if client is None or client.is_closed:
-        ctx = _ssl_context()  # outside the (non-reentrant) lock
+        ctx = _ssl_context()
         with _lock:
             client = _sync_client
             if client is None or client.is_closed:
@@ -172,8 +173,12 @@ async def _get_async_client() -> httpx.AsyncClient:
     entry = _async_clients.get(loop)
     if entry is not None and not entry[0].is_closed:
         return entry[0]
-    ctx = _ssl_context()
+    # building the TLS context reads CA files (~0.1-0.5 s): keep that off the event loop
+    ctx = _ssl_ctx if _ssl_ctx is not None else await asyncio.to_thread(_ssl_context)
     with _lock:
+        entry = _async_clients.get(loop)  # another task may have won while we waited
+        if entry is not None and not entry[0].is_closed:
+            return entry[0]
         for other in [lp for lp in _async_clients if lp.is_closed()]:
             del _async_clients[other]  # loops closed without shutdown_asyncgens: let GC reap
         client = httpx.AsyncClient(

@@ -14,6 +14,7 @@ import base64
 import json
 import mimetypes
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -25,11 +26,12 @@ import httpx
 
 from .catalogue import ModelInfo, get_model_info
 from .errors import ImageFetchError
-from .schema import normalize_tools
+from .schema import normalize_schema, normalize_tools
 
 __all__ = [
     "DEFAULT_REASONING_PLACEHOLDER",
     "FORCED_TOOL_POLICIES",
+    "SAMPLING_PARAMS",
     "BuiltRequest",
     "Completion",
     "StreamAccumulator",
@@ -40,13 +42,19 @@ __all__ = [
     "abuild_request",
     "build_request",
     "extract_usage",
+    "is_forced_choice",
     "map_tool_choice",
+    "needs_live_model_info",
+    "normalize_response_format",
     "parse_completion",
     "parse_tool_arguments",
     "prepare_messages",
     "thinking_on",
     "thinking_param",
     "to_data_url",
+    "tool_call_dict",
+    "tool_calls_to_dicts",
+    "usage_counts",
 ]
 
 #: Sent as ``reasoning_content`` on an assistant tool-call turn that has none while thinking is
@@ -56,6 +64,10 @@ __all__ = [
 DEFAULT_REASONING_PLACEHOLDER = " "
 
 FORCED_TOOL_POLICIES = ("disable_thinking", "auto", "error")
+
+#: Sampling parameters both adapters expose; ``build_request`` sends each only when not None
+#: (Kimi fixes them per model, so unset means "server default", never a client-side default).
+SAMPLING_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "n", "seed")
 
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
@@ -184,6 +196,40 @@ def extract_usage(chunk_or_response: Mapping[str, Any]) -> Usage | None:
         if not isinstance(u, Mapping):
             return None
     return _usage_from_dict(u)
+
+
+def usage_counts(usage: Usage) -> dict[str, int]:
+    """``Usage`` as OpenAI-style counts (``prompt_tokens``/``completion_tokens``/``total_tokens``
+    plus ``cached_tokens``/``reasoning_tokens`` when known), the shape token counters read."""
+    out = {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.cache_read is not None:
+        out["cached_tokens"] = usage.cache_read
+    if usage.reasoning_tokens is not None:
+        out["reasoning_tokens"] = usage.reasoning_tokens
+    return out
+
+
+# --------------------------------------------------------------------------- tool-call dicts
+
+
+def tool_call_dict(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    """One OpenAI-style tool-call dict; non-string ``arguments`` are JSON-encoded (None -> ``{}``)
+    so framework argument dicts and raw JSON text give the same wire shape."""
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments if arguments is not None else {}, ensure_ascii=False)
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def tool_calls_to_dicts(calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+    """Finished :class:`ToolCall`s as OpenAI-style dicts (ids and argument text verbatim)."""
+    return [
+        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in calls
+    ]
 
 
 # --------------------------------------------------------------------------- streaming
@@ -857,6 +903,80 @@ def _is_forced(choice: Any) -> bool:
         "function", "builtin_function"))
 
 
+def is_forced_choice(tool_choice: Any) -> bool:
+    """True when ``tool_choice`` (framework or Kimi form) forces a tool call: ``"required"``,
+    ``"any"``, True, a tool name or a named-function dict. Not-understood values are False
+    (``build_request`` reports them)."""
+    try:
+        return _is_forced(map_tool_choice(tool_choice))
+    except ValueError:
+        return False
+
+
+def _has_media(content: Any) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(p, Mapping) and p.get("type") not in (_TEXT, None) for p in content
+    )
+
+
+def needs_live_model_info(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    thinking: bool | None = None,
+    effort: str | None = None,
+    tool_choice: Any = None,
+) -> bool:
+    """Whether a request depends on the live ``/models`` entry (thinking mode, effort levels, a
+    forced tool choice's thinking rules, image input); plain requests skip that lookup."""
+    return (
+        thinking is not None
+        or effort is not None
+        or is_forced_choice(tool_choice)
+        or any(isinstance(m, Mapping) and _has_media(m.get("content")) for m in messages)
+    )
+
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def normalize_response_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``response_format`` in Kimi's dialect (a new dict; the input is not mutated).
+
+    ``json_schema`` formats get the schema normalised like tool parameters (refs inlined, every
+    property typed), ``$schema`` dropped (Moonshot rejects it) and the name made safe
+    (``[A-Za-z0-9_-]``, <= 64 chars; from the schema title when absent). Other types pass as is.
+    """
+    if not isinstance(response_format, Mapping):
+        raise ValueError(
+            f"response_format must be a dict such as {{'type': 'json_object'}}, got "
+            f"{type(response_format).__name__}."
+        )
+    out = dict(response_format)
+    if out.get("type") != "json_schema":
+        return out
+    spec = out.get("json_schema")
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
+        raise ValueError(
+            "response_format type 'json_schema' needs json_schema.schema (a JSON-schema object); "
+            "pass {'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}."
+        )
+    schema = spec["schema"]
+    try:
+        wire_schema = normalize_schema(schema)
+    except ValueError as exc:
+        raise ValueError(f"response_format json_schema: {exc}") from None
+    wire_schema.pop("$schema", None)
+    name = spec.get("name") or schema.get("title") or "response"
+    new_spec = dict(spec)
+    new_spec["name"] = _NAME_UNSAFE.sub("_", str(name))[:64]
+    new_spec["schema"] = wire_schema
+    if not new_spec.get("description") and isinstance(schema.get("description"), str) \
+            and schema["description"]:
+        new_spec["description"] = schema["description"]
+    out["json_schema"] = new_spec
+    return out
+
+
 def _has_remote_images(messages: Sequence[Mapping[str, Any]]) -> bool:
     for m in messages:
         content = m.get("content") if isinstance(m, Mapping) else None
@@ -986,7 +1106,7 @@ def build_request(
     if parallel_tool_calls is not None and norm_tools:
         body["parallel_tool_calls"] = parallel_tool_calls
     if response_format is not None:
-        body["response_format"] = dict(response_format)
+        body["response_format"] = normalize_response_format(response_format)
     for key, value in sampling.items():
         if value is not None:
             body[key] = value
