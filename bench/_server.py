@@ -2,7 +2,7 @@
 chunks (or a tool call split into exactly N argument fragments), so the benchmark measures the
 clients, not the server.
 
-Run as a subprocess: `python bench/_server.py` prints the port on stdout and serves until stdin
+Run as a subprocess: `python bench/_server.py [--framing chunked|length]` prints the port on stdout and serves until stdin
 closes. The last user message selects the stream: `bench:content:N` (N deltas, the first quarter
 `reasoning_content`, the rest `content`) or `bench:tool:N` (one tool call, N argument fragments).
 Framing mirrors the emulator and the real service: HTTP/1.1 keep-alive, chunked transfer, one
@@ -65,11 +65,17 @@ def tool_events(n: int) -> list[bytes]:
     return [*(_event(_chunk(d)) for d in deltas), _event(_chunk({}, "tool_calls", usage))]
 
 
+FRAMING = "chunked"  # or "length": the whole stream as one Content-Length body
+
+
 @functools.lru_cache(maxsize=64)
 def stream_body(kind: str, n: int) -> bytes:
-    """The whole chunked response body for one stream (cached: served with one sendall)."""
+    """The whole response body for one stream (cached: served with one sendall): one chunked
+    frame per event, or (framing "length") the plain event bytes."""
     events = content_events(n) if kind == "content" else tool_events(n)
     events = [b": keep-alive\n\n", *events, b"data: [DONE]\n\n"]
+    if FRAMING == "length":
+        return b"".join(events)
     return b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
 
 
@@ -114,7 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
         m = _SELECT.search(raw)
         kind, n = (m.group(1).decode(), int(m.group(2))) if m else ("content", 8)
         if b'"stream":true' in raw.replace(b" ", b""):
-            self._send(200, stream_body(kind, n), "text/event-stream; charset=utf-8", chunked=True)
+            self._send(200, stream_body(kind, n), "text/event-stream; charset=utf-8",
+                       chunked=FRAMING == "chunked")
         else:
             self._send(200, completion_body(kind, n), "application/json")
 
@@ -132,6 +139,8 @@ def serve(port: int = 0) -> _Server:
 
 
 if __name__ == "__main__":
+    if "--framing" in sys.argv:
+        FRAMING = sys.argv[sys.argv.index("--framing") + 1]
     srv = serve()
     print(srv.server_address[1], flush=True)
     sys.stdin.read()  # serve until the parent closes our stdin

@@ -51,7 +51,7 @@ class Sizes:
     repeats: int = 7
     async_repeats: int = 5
     tool_repeats: int = 3
-    import_runs: int = 7
+    import_runs: int = 9
 
 
 FULL = Sizes()
@@ -63,9 +63,9 @@ QUICK = Sizes(stream_chunks=40, ttft_runs=3, ttft_chunks=5, concurrency=3, concu
 
 
 @contextlib.contextmanager
-def loopback_server() -> Iterator[str]:
+def loopback_server(framing: str = "chunked") -> Iterator[str]:
     """Start bench/_server.py in a subprocess; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, str(HERE / "_server.py")], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(HERE / "_server.py"), "--framing", framing], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -455,14 +455,15 @@ def _try(label: str, fn: Callable[[], Any], errors: list[str]) -> Any:
 
 
 def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: bool = True,
-        imports: bool = True, references: bool = True) -> tuple[list[Row], list[str], str]:
+        imports: bool = True, references: bool = True, framing: str = "chunked",
+        ) -> tuple[list[Row], list[str], str]:
     """Measure everything against one loopback server; returns (rows, errors, profile text)."""
     rows: list[Row] = []
     errors: list[str] = []
     prof_text = ""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    with loopback_server() as base_url:
+    with loopback_server(framing) as base_url:
         raw = Raw(base_url)
         n = sizes.stream_chunks
         big = prompt("content", n)
@@ -480,13 +481,13 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
         def stream_rows(prefix: str, ours: Any, ref: Any, ref_name: str, ref_claim: str, sync_label: str,
                         async_label: str) -> None:
             o_sync = _try(f"{prefix} stream", lambda: median_time(lambda: _check(ours.stream(big), n, prefix), sizes.repeats), errors) if ours else None
-            r_sync = _try(f"{ref_name} stream", lambda: median_time(lambda: _check(ref.stream(big), n, ref_name), sizes.repeats), errors) if ref else None
+            r_sync = _try(f"{ref_name} stream", lambda: median_time(lambda: _check(ref.stream(big), n, ref_name), min(sizes.repeats, 3)), errors) if ref else None
             rows.append(Row(f"{sync_label}: {n}-chunk stream", o_sync, raw_sync, r_sync, ref_name,
                             target=f"<= 5x raw ({ref_name} ~{ref_claim})",
                             ok=None if o_sync is None else o_sync <= 5 * raw_sync))
             if prefix == "LangChain":
                 o_ttft = _try(f"{prefix} ttft", lambda: statistics.median(ours.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(sizes.ttft_runs)), errors) if ours else None
-                r_ttft = _try(f"{ref_name} ttft", lambda: statistics.median(ref.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(sizes.ttft_runs)), errors) if ref else None
+                r_ttft = _try(f"{ref_name} ttft", lambda: statistics.median(ref.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(max(1, sizes.ttft_runs // 4))), errors) if ref else None
                 rows.append(Row(f"{sync_label}: time to first token (warm)", o_ttft, raw_ttft, r_ttft, ref_name,
                                 target="ours - raw <= 0.3 ms",
                                 ok=None if o_ttft is None else (o_ttft - raw_ttft) <= 0.3e-3,
@@ -499,7 +500,7 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
                 return go
 
             o_async = _try(f"{prefix} async", lambda: amedian_time(loop, conc_of(ours, prefix), sizes.async_repeats), errors) if ours else None
-            r_async = _try(f"{ref_name} async", lambda: amedian_time(loop, conc_of(ref, ref_name), sizes.async_repeats), errors) if ref else None
+            r_async = _try(f"{ref_name} async", lambda: amedian_time(loop, conc_of(ref, ref_name), min(sizes.async_repeats, 3)), errors) if ref else None
             rows.append(Row(f"{async_label}: {k} concurrent x {m} chunks", o_async, raw_async, r_async, ref_name,
                             target="<= 6x raw async", ok=None if o_async is None else o_async <= 6 * raw_async))
 
@@ -612,16 +613,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-langchain", action="store_true", help="skip the LangChain rows")
     parser.add_argument("--no-imports", action="store_true", help="skip the fresh-process import rows")
     parser.add_argument("--no-references", action="store_true", help="skip ChatOpenAI / OpenAILike")
+    parser.add_argument("--framing", choices=("chunked", "length"), default="chunked",
+                        help="chunked: one HTTP chunk per SSE event, like the emulator and the real "
+                             "service (default); length: one Content-Length body")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     t0 = perf()
     rows, errors, prof = run(sizes, profile=args.profile, llama=not args.no_llama,
                              langchain=not args.no_langchain, imports=not args.no_imports,
-                             references=not args.no_references)
+                             references=not args.no_references, framing=args.framing)
     import platform
 
-    print(f"kimi-coder bench ({'quick' if args.quick else 'full'}), Python {platform.python_version()}, "
+    print(f"kimi-coder bench ({'quick' if args.quick else 'full'}, {args.framing} framing), Python {platform.python_version()}, "
           f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, {perf() - t0:.1f} s\n")
     print(table(rows))
     if errors:

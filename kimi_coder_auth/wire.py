@@ -20,13 +20,17 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from .catalogue import ModelInfo, get_model_info
 from .errors import ImageFetchError
 from .schema import normalize_schema, normalize_tools
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx is imported only when an image URL must be fetched, so importing the adapters (which
+# import this module) stays cheap.
 
 __all__ = [
     "DEFAULT_REASONING_PLACEHOLDER",
@@ -469,6 +473,8 @@ def _client() -> httpx.Client:
     if _http_client is None:
         with _http_lock:
             if _http_client is None:
+                import httpx
+
                 _http_client = httpx.Client(follow_redirects=True)
     return _http_client
 
@@ -513,6 +519,8 @@ def _too_big(where: str, size: int, max_bytes: int) -> ImageFetchError:
 
 def _shown(url: str) -> str:
     """The URL for error messages: no credentials or query string (signed URLs carry secrets)."""
+    import httpx
+
     try:
         u = httpx.URL(url)
         return str(u.copy_with(userinfo=b"", query=None, fragment=None))
@@ -521,6 +529,8 @@ def _shown(url: str) -> str:
 
 
 def _fetch(url: str, mime: str | None, max_bytes: int, timeout: float) -> str:
+    import httpx
+
     shown = _shown(url)
     try:
         with _client().stream("GET", url, timeout=timeout) as resp:

@@ -8,10 +8,9 @@ the stream. This module only maps results back to LangChain objects.
 from __future__ import annotations
 
 import inspect
-import re
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +29,17 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
+from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.wire import (
+    FORCED_TOOL_POLICIES,
+    SAMPLING_PARAMS,
+    abuild_request,
+    build_request,
+    map_tool_choice,
+    needs_live_model_info,
+    parse_completion,
+)
+
 from ._errors import translate_error
 from .messages import (
     MODEL_PROVIDER,
@@ -41,20 +51,10 @@ from .messages import (
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
-    from kimi_coder_auth.catalogue import ModelInfo
     from kimi_coder_auth.transport import Transport
     from kimi_coder_auth.wire import BuiltRequest, StreamDelta
 
 __all__ = ["ChatKimiCoder"]
-
-_SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "n", "seed")
-_FORCED_POLICIES = ("disable_thinking", "auto", "error")
-
-
-def _is_forced(choice: Any) -> bool:
-    return choice == "required" or (
-        isinstance(choice, Mapping) and choice.get("type") in ("function", "builtin_function")
-    )
 
 
 class ChatKimiCoder(BaseChatModel):
@@ -140,8 +140,7 @@ class ChatKimiCoder(BaseChatModel):
     prompt_cache_key: str | None = None
     """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
 
-    _transport: Transport | None = PrivateAttr(default=None)
-    _transport_for: tuple[Any, ...] | None = PrivateAttr(default=None)
+    _client: KimiClient | None = PrivateAttr(default=None)
 
     # ------------------------------------------------------------------ LangChain plumbing
 
@@ -172,7 +171,7 @@ class ChatKimiCoder(BaseChatModel):
             params["effort"] = self.effort
         if self.base_url is not None:
             params["base_url"] = self.base_url
-        for key in _SAMPLING:
+        for key in SAMPLING_PARAMS:
             value = getattr(self, key)
             if value is not None:
                 params[key] = value
@@ -202,64 +201,25 @@ class ChatKimiCoder(BaseChatModel):
 
     # ------------------------------------------------------------------ core objects
 
-    def _transport_key(self) -> tuple[Any, ...]:
-        from kimi_coder_auth.secret import Secret
-
-        headers = tuple(sorted(self.default_headers.items())) if self.default_headers else ()
-        key = Secret(self.api_key.get_secret_value()) if self.api_key is not None else None
-        return (key, self.credentials, self.base_url, self.user_agent, self.timeout,
-                self.max_retries, headers)
-
-    def _get_transport(self) -> Transport:
-        """The instance's transport, created on first use and rebuilt only if the connection
+    def _kimi_client(self) -> KimiClient:
+        """The instance's core client, created on first use and rebuilt only if the connection
         settings change (e.g. after ``model_copy``); credentials are shared process-wide."""
-        key = self._transport_key()
-        cached = self._transport
-        if cached is not None and self._transport_for == key:
-            return cached
-        from kimi_coder_auth.sources import resolve_credential
-        from kimi_coder_auth.transport import Transport
-
-        credential = resolve_credential(api_key=key[0], credentials=self.credentials)
-        transport = Transport(
-            credential=credential,
+        client = KimiClient.reuse(
+            self._client,
+            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
+            credentials=self.credentials,
             base_url=self.base_url,
             user_agent=self.user_agent,
             timeout=self.timeout,
             max_retries=self.max_retries,
             default_headers=self.default_headers,
         )
-        self._transport, self._transport_for = transport, key
-        return transport
+        self._client = client
+        return client
 
-    @staticmethod
-    def _needs_live_info(params: Mapping[str, Any], wire: list[dict[str, Any]]) -> bool:
-        """Live ``/models`` data (fetched once per process and base URL) is consulted only when
-        the request depends on it: the thinking mode, effort levels, a forced tool choice
-        (thinking on/off rules) or image input support."""
-        return (
-            params["thinking"] is not None
-            or params["effort"] is not None
-            or _is_forced(_map_choice(params["tool_choice"]))
-            or any(_has_media(m) for m in wire)
-        )
-
-    def _model_info(self, model: str, live: list[dict[str, Any]] | None) -> ModelInfo:
-        from kimi_coder_auth.catalogue import get_model_info
-
-        return get_model_info(model, live)
-
-    def _live_models(self) -> list[dict[str, Any]] | None:
-        try:
-            return self._get_transport().list_models()
-        except Exception:  # fall back to the built-in catalogue; the chat call reports errors
-            return None
-
-    async def _alive_models(self) -> list[dict[str, Any]] | None:
-        try:
-            return await self._get_transport().alist_models()
-        except Exception:
-            return None
+    def _get_transport(self) -> Transport:
+        """The instance's transport (see ``_kimi_client``)."""
+        return self._kimi_client().transport
 
     # ------------------------------------------------------------------ request building
 
@@ -271,9 +231,9 @@ class ChatKimiCoder(BaseChatModel):
         for key in ("ls_structured_output_format", "structured_output_format", "stream"):
             kw.pop(key, None)
         policy = kw.pop("forced_tool_choice", self.forced_tool_choice)
-        if policy not in _FORCED_POLICIES:
+        if policy not in FORCED_TOOL_POLICIES:
             raise ValueError(
-                f"forced_tool_choice={policy!r}; use one of {', '.join(_FORCED_POLICIES)}."
+                f"forced_tool_choice={policy!r}; use one of {', '.join(FORCED_TOOL_POLICIES)}."
             )
         params: dict[str, Any] = {
             "model": kw.pop("model", None) or self.model,
@@ -294,7 +254,7 @@ class ChatKimiCoder(BaseChatModel):
         placeholder = kw.pop("reasoning_placeholder", self.reasoning_placeholder)
         if placeholder is not None:
             params["reasoning_placeholder"] = placeholder
-        for key in _SAMPLING:
+        for key in SAMPLING_PARAMS:
             params[key] = kw.pop(key, getattr(self, key))
         extra: dict[str, Any] = dict(self.model_kwargs)
         if self.prompt_cache_key is not None:
@@ -307,13 +267,11 @@ class ChatKimiCoder(BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
         stream: bool,
     ) -> BuiltRequest:
-        from kimi_coder_auth.wire import build_request
-
         params = self._params(stop, kwargs, stream=stream)
         wire = convert_messages(messages)
-        live = self._live_models() if self._needs_live_info(params, wire) else None
         model = params.pop("model")
-        built = build_request(model, wire, model_info=self._model_info(model, live), **params)
+        info = self._kimi_client().model_info(model, live=_needs_live(params, wire))
+        built = build_request(model, wire, model_info=info, **params)
         _emit_warnings(built.warnings)
         return built
 
@@ -321,15 +279,11 @@ class ChatKimiCoder(BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
         stream: bool,
     ) -> BuiltRequest:
-        from kimi_coder_auth.wire import abuild_request
-
         params = self._params(stop, kwargs, stream=stream)
         wire = convert_messages(messages)
-        live = await self._alive_models() if self._needs_live_info(params, wire) else None
         model = params.pop("model")
-        built = await abuild_request(
-            model, wire, model_info=self._model_info(model, live), **params
-        )
+        info = await self._kimi_client().amodel_info(model, live=_needs_live(params, wire))
+        built = await abuild_request(model, wire, model_info=info, **params)
         _emit_warnings(built.warnings)
         return built
 
@@ -364,8 +318,6 @@ class ChatKimiCoder(BaseChatModel):
         return self._chat_result(built, result)
 
     def _chat_result(self, built: BuiltRequest, result: Any) -> ChatResult:
-        from kimi_coder_auth.wire import parse_completion
-
         completion = parse_completion(result.data)
         extra = {"tool_choice_relaxed": True} if built.tool_choice_relaxed else None
         message = completion_to_message(
@@ -462,7 +414,7 @@ class ChatKimiCoder(BaseChatModel):
         del strict  # documented as ignored
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         if tool_choice is not None and tool_choice is not False:
-            kwargs["tool_choice"] = _map_choice(tool_choice)
+            kwargs["tool_choice"] = map_tool_choice(tool_choice)
         elif tool_choice is False:
             kwargs["tool_choice"] = "none"
         if parallel_tool_calls is not None:
@@ -540,20 +492,16 @@ class ChatKimiCoder(BaseChatModel):
         else:
             if schema is None:
                 raise ValueError("method='json_schema' needs a schema.")
-            from kimi_coder_auth.schema import normalize_schema
-
+            # The core (wire.build_request) puts the schema in Kimi's dialect: name sanitised,
+            # refs inlined, every property typed, "$schema" dropped.
             json_schema = convert_to_json_schema(schema)
-            name = re.sub(r"[^A-Za-z0-9_-]", "_", str(json_schema.get("title") or "response"))[:64]
-            # Kimi's dialect: refs inlined, every property typed, no "$schema" (which Moonshot
-            # rejects in response formats).
-            wire_schema = normalize_schema(json_schema)
-            wire_schema.pop("$schema", None)
             response_format = {
                 "type": "json_schema",
-                "json_schema": {"name": name, "schema": wire_schema},
+                "json_schema": {
+                    "name": str(json_schema.get("title") or "response"),
+                    "schema": json_schema,
+                },
             }
-            if json_schema.get("description"):
-                response_format["json_schema"]["description"] = json_schema["description"]
             llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format)
             parser = (
                 PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
@@ -575,16 +523,13 @@ class ChatKimiCoder(BaseChatModel):
 # ---------------------------------------------------------------------- helpers
 
 
-def _map_choice(choice: Any) -> Any:
-    from kimi_coder_auth.wire import map_tool_choice
-
-    return map_tool_choice(choice)
-
-
-def _has_media(message: Mapping[str, Any]) -> bool:
-    content = message.get("content")
-    return isinstance(content, list) and any(
-        isinstance(p, Mapping) and p.get("type") != "text" for p in content
+def _needs_live(params: dict[str, Any], wire: list[dict[str, Any]]) -> bool:
+    """Live ``/models`` data is consulted only when the request depends on it."""
+    return needs_live_model_info(
+        wire,
+        thinking=params["thinking"],
+        effort=params["effort"],
+        tool_choice=params["tool_choice"],
     )
 
 

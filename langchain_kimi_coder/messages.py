@@ -213,16 +213,9 @@ def reasoning_of(message: AIMessage) -> str | None:
 
 
 def _tool_call_to_wire(tc: ToolCall | InvalidToolCall) -> dict[str, Any]:
-    args = tc.get("args")
-    if isinstance(args, str):
-        arguments = args
-    else:
-        arguments = json.dumps(args if args is not None else {}, ensure_ascii=False)
-    return {
-        "type": "function",
-        "id": tc.get("id"),
-        "function": {"name": tc.get("name"), "arguments": arguments},
-    }
+    from kimi_coder_auth.wire import tool_call_dict
+
+    return tool_call_dict(tc.get("id"), tc.get("name"), tc.get("args"))
 
 
 def message_to_wire(message: BaseMessage, index: int = 0) -> dict[str, Any]:

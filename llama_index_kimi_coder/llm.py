@@ -33,14 +33,20 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
 from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
+from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.secret import Secret
-
-from .messages import (
-    completion_to_message,
-    messages_to_wire,
+from kimi_coder_auth.wire import (
+    SAMPLING_PARAMS,
+    StreamAccumulator,
+    abuild_request,
+    build_request,
+    needs_live_model_info,
+    parse_completion,
     tool_calls_to_dicts,
-    usage_to_dict,
+    usage_counts,
 )
+
+from .messages import completion_to_message, messages_to_wire
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -48,13 +54,10 @@ if TYPE_CHECKING:
     from kimi_coder_auth.transport import Transport
     from kimi_coder_auth.wire import BuiltRequest
 
-# `kimi_coder_auth.wire` (and httpx with it) is imported on first use, not at import time, so
+# `kimi_coder_auth.wire` imports httpx only when an image URL is fetched, so
 # `from llama_index_kimi_coder import KimiCoderLLM` costs little more than llama-index-core.
 
 __all__ = ["KimiCoderLLM"]
-
-# Per-call kwargs that map to `build_request` parameters.
-_SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "n")
 # LlamaIndex-internal kwargs that must never reach the request body.
 _DROP = frozenset(
     {
@@ -66,6 +69,16 @@ _DROP = frozenset(
         "error_on_tool_error",
     }
 )
+
+
+# Per-chunk objects are built with `model_construct`: every field value is created here with
+# the right type, so pydantic validation (the largest per-chunk cost) would only re-check them.
+# `ChatMessage`'s one validator converts `additional_kwargs["images"]`, which is never set here.
+_text_block = TextBlock.model_construct
+_thinking_block = ThinkingBlock.model_construct
+_message = ChatMessage.model_construct
+_chat_response = ChatResponse.model_construct
+_ASSISTANT = MessageRole.ASSISTANT
 
 
 class _StreamBuilder:
@@ -88,8 +101,6 @@ class _StreamBuilder:
     )
 
     def __init__(self) -> None:
-        from kimi_coder_auth.wire import StreamAccumulator
-
         self.acc = StreamAccumulator()
         self.content = ""
         self.reasoning: str | None = None
@@ -97,7 +108,7 @@ class _StreamBuilder:
         self.tool_dicts: list[dict[str, Any]] = []
         # [thinking block or None, text block, *tool-call blocks]; a block is rebuilt only
         # when its part changed, so unchanged parts cost nothing per chunk.
-        self.blocks: list[Any] = [None, TextBlock(text="")]
+        self.blocks: list[Any] = [None, _text_block(text="")]
         self.usage: dict[str, Any] | None = None
         self.usage_raw: dict[str, Any] | None = None
         self.yielded = False
@@ -108,11 +119,11 @@ class _StreamBuilder:
         blocks = self.blocks
         if d.reasoning is not None:
             self.reasoning = d.reasoning if self.reasoning is None else self.reasoning + d.reasoning
-            blocks[0] = ThinkingBlock(content=self.reasoning)
+            blocks[0] = _thinking_block(content=self.reasoning)
             changed = True
         if d.content:
             self.content += d.content
-            blocks[1] = TextBlock(text=self.content)
+            blocks[1] = _text_block(text=self.content)
             changed = True
         if d.tool_calls:
             self.tool_calls = calls = self.acc.tool_calls()
@@ -124,7 +135,7 @@ class _StreamBuilder:
             self.tool_dicts = tool_calls_to_dicts(calls)
             changed = True
         if d.usage is not None:
-            self.usage = usage_to_dict(d.usage)
+            self.usage = usage_counts(d.usage)
             self.usage_raw = {**d.usage.raw, **self.usage}
             changed = True
         if d.finish_reason is not None:
@@ -145,12 +156,12 @@ class _StreamBuilder:
             raw = {**(chunk or {}), "usage": self.usage_raw}
         self.yielded = True
         blocks = self.blocks
-        message = ChatMessage(
-            role=MessageRole.ASSISTANT,
+        message = _message(
+            role=_ASSISTANT,
             blocks=blocks[1:] if blocks[0] is None else list(blocks),
             additional_kwargs={"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {},
         )
-        return ChatResponse(message=message, delta=delta, raw=raw, additional_kwargs=extra)
+        return _chat_response(message=message, delta=delta, raw=raw, additional_kwargs=extra)
 
     def final(self) -> ChatResponse | None:
         """A closing response when the stream produced nothing, so callers always get one."""
@@ -246,8 +257,7 @@ class KimiCoderLLM(FunctionCallingLLM):
     )
 
     _api_key: Secret | None = PrivateAttr(default=None)
-    _transport: Transport | None = PrivateAttr(default=None)
-    _transport_key: tuple[Any, ...] | None = PrivateAttr(default=None)
+    _client: KimiClient | None = PrivateAttr(default=None)
     _live_models: list[dict[str, Any]] | None = PrivateAttr(default=None)
 
     def __init__(self, *, api_key: str | Secret | None = None, **data: Any) -> None:
@@ -262,9 +272,9 @@ class KimiCoderLLM(FunctionCallingLLM):
         return "KimiCoderLLM"
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> KimiCoderLLM:
-        """Deep copies share the key and the transport (connection pools) with the original."""
+        """Deep copies share the key and the client (transport, pools) with the original."""
         memo = {} if memo is None else memo
-        for shared in (self._api_key, self._transport):
+        for shared in (self._api_key, self._client):
             if shared is not None:
                 memo[id(shared)] = shared
         return super().__deepcopy__(memo)
@@ -277,12 +287,12 @@ class KimiCoderLLM(FunctionCallingLLM):
                 "A KimiCoderLLM built with api_key= cannot be pickled (the key would be written "
                 "out). Build it where it is used, or set KIMI_CODER_API_KEY there instead."
             )
-        transport, key = self._transport, self._transport_key
-        self._transport = self._transport_key = None
+        client = self._client
+        self._client = None
         try:
             return super().__getstate__()
         finally:
-            self._transport, self._transport_key = transport, key
+            self._client = client
 
     # ------------------------------------------------------------------ configuration
 
@@ -303,41 +313,40 @@ class KimiCoderLLM(FunctionCallingLLM):
             system_role=MessageRole.SYSTEM,
         )
 
-    def _get_transport(self) -> Transport:
-        key = (
-            self.base_url,
-            self.credentials,
-            self.user_agent,
-            self.timeout,
-            self.max_retries,
-            tuple(sorted((self.default_headers or {}).items())),
+    def _kimi_client(self) -> KimiClient:
+        """The core client for the current settings: created on first use, rebuilt only when a
+        connection setting changes; credentials are shared process-wide."""
+        client = KimiClient.reuse(
+            self._client,
+            api_key=self._api_key,
+            credentials=self.credentials,
+            base_url=self.base_url,
+            user_agent=self.user_agent,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            default_headers=self.default_headers,
         )
-        transport = self._transport
-        if transport is None or key != self._transport_key:
-            from kimi_coder_auth.sources import resolve_credential
-            from kimi_coder_auth.transport import Transport
+        self._client = client
+        return client
 
-            credential = resolve_credential(api_key=self._api_key, credentials=self.credentials)
-            transport = Transport(
-                credential=credential,
-                base_url=self.base_url,
-                user_agent=self.user_agent,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                default_headers=self.default_headers,
-            )
-            self._transport, self._transport_key = transport, key
-        return transport
+    def _get_transport(self) -> Transport:
+        return self._kimi_client().transport
 
     def load_model_info(self) -> ModelInfo:
         """Fetch `GET /models` (cached by the transport) so `metadata` reflects the server."""
-        self._live_models = list(self._get_transport().list_models())
+        self._live_models = self._kimi_client().list_models()
         return self.model_info
 
     async def aload_model_info(self) -> ModelInfo:
         """Async `load_model_info`."""
-        self._live_models = list(await self._get_transport().alist_models())
+        self._live_models = await self._kimi_client().alist_models()
         return self.model_info
+
+    def _request_model_info(self, wire: list[dict[str, Any]], args: dict[str, Any]) -> bool:
+        """True when this request needs the live `/models` entry and it is not loaded yet."""
+        return self._live_models is None and needs_live_model_info(
+            wire, thinking=args["thinking"], effort=args["effort"], tool_choice=args["tool_choice"]
+        )
 
     # ------------------------------------------------------------------ request building
 
@@ -345,7 +354,7 @@ class KimiCoderLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         kw = dict(kwargs)
-        sampling = {name: kw.pop(name, getattr(self, name, None)) for name in _SAMPLING}
+        sampling = {name: kw.pop(name, getattr(self, name, None)) for name in SAMPLING_PARAMS}
         max_tokens = kw.pop("max_tokens", None)
         max_completion_tokens = kw.pop("max_completion_tokens", None)
         max_tokens = max_tokens or max_completion_tokens
@@ -366,7 +375,6 @@ class KimiCoderLLM(FunctionCallingLLM):
             "parallel_tool_calls": parallel if parallel is not None else allow_parallel,
             "response_format": kw.pop("response_format", None),
             "forced_tool_policy": kw.pop("forced_tool_choice", self.forced_tool_choice),
-            "model_info": self.model_info,
         }
         if self.reasoning_placeholder is not None:
             args["reasoning_placeholder"] = self.reasoning_placeholder
@@ -379,17 +387,19 @@ class KimiCoderLLM(FunctionCallingLLM):
         return messages_to_wire(messages), args
 
     def _build(self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]) -> dict:
-        from kimi_coder_auth.wire import build_request
-
         wire, args = self._request_args(messages, stream, kwargs)
+        if self._request_model_info(wire, args):
+            self._live_models = self._kimi_client().live_models()
+        args["model_info"] = self.model_info
         return self._surface(build_request(self.model, wire, **args))
 
     async def _abuild(
         self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]
     ) -> dict:
-        from kimi_coder_auth.wire import abuild_request
-
         wire, args = self._request_args(messages, stream, kwargs)
+        if self._request_model_info(wire, args):
+            self._live_models = await self._kimi_client().alive_models()
+        args["model_info"] = self.model_info
         return self._surface(await abuild_request(self.model, wire, **args))
 
     @staticmethod
@@ -400,13 +410,11 @@ class KimiCoderLLM(FunctionCallingLLM):
 
     @staticmethod
     def _chat_response(data: dict[str, Any], trace_id: str | None) -> ChatResponse:
-        from kimi_coder_auth.wire import parse_completion
-
         completion = parse_completion(data)
         extra: dict[str, Any] = {}
         raw: dict[str, Any] = data
         if completion.usage is not None:
-            counts = usage_to_dict(completion.usage)
+            counts = usage_counts(completion.usage)
             extra.update(counts)
             raw = {**data, "usage": {**completion.usage.raw, **counts}}
         if trace_id:

@@ -7,7 +7,6 @@ reasoning, omitted empty content on tool-call turns, flattening) are applied by
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,13 @@ from llama_index.core.base.llms.types import (
     VideoBlock,
 )
 
+from kimi_coder_auth.wire import to_data_url, tool_call_dict, tool_calls_to_dicts, usage_counts
+
 if TYPE_CHECKING:
-    from kimi_coder_auth.wire import Completion, ToolCall, Usage
+    from kimi_coder_auth.wire import Completion, ToolCall
+
+#: Kept for callers of the earlier adapter-local names; the mapping lives in the core.
+usage_to_dict = usage_counts
 
 __all__ = [
     "completion_to_message",
@@ -65,8 +69,6 @@ def _image_url(block: ImageBlock) -> str:
     Bytes and files are encoded here; an http(s) URL is passed on and inlined by
     `wire.build_request` (`abuild_request` fetches it off the event loop).
     """
-    from kimi_coder_auth.wire import to_data_url
-
     if block.image is not None:
         raw = block.resolve_image(as_base64=False).read()
         return to_data_url(raw, block.image_mimetype)
@@ -116,12 +118,6 @@ def _parts(message: ChatMessage, role: str) -> str | list[dict[str, Any]]:
     return parts
 
 
-def _dump_args(kwargs: Any) -> str:
-    if isinstance(kwargs, str):
-        return kwargs
-    return json.dumps(kwargs if kwargs is not None else {}, ensure_ascii=False)
-
-
 def _tool_call_from_kwargs(raw: Any, index: int) -> dict[str, Any]:
     """One `additional_kwargs["tool_calls"]` entry (dict or OpenAI SDK object) as a wire dict."""
     if isinstance(raw, Mapping):
@@ -139,22 +135,14 @@ def _tool_call_from_kwargs(raw: Any, index: int) -> dict[str, Any]:
             f"additional_kwargs['tool_calls'][{index}] has no function name; "
             "give each tool call {'id', 'function': {'name', 'arguments'}}."
         )
-    return {
-        "id": call_id or f"{name}:{index}",
-        "type": "function",
-        "function": {"name": name, "arguments": _dump_args(args)},
-    }
+    return tool_call_dict(call_id or f"{name}:{index}", name, args)
 
 
 def _assistant_tool_calls(message: ChatMessage) -> list[dict[str, Any]]:
     blocks = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
     if blocks:
         return [
-            {
-                "id": b.tool_call_id or f"{b.tool_name}:{i}",
-                "type": "function",
-                "function": {"name": b.tool_name, "arguments": _dump_args(b.tool_kwargs)},
-            }
+            tool_call_dict(b.tool_call_id or f"{b.tool_name}:{i}", b.tool_name, b.tool_kwargs)
             for i, b in enumerate(blocks)
         ]
     raw = message.additional_kwargs.get("tool_calls")
@@ -216,32 +204,6 @@ def messages_to_wire(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- responses
-
-
-def tool_calls_to_dicts(tool_calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
-    """Tool calls as OpenAI-style dicts for `additional_kwargs["tool_calls"]`."""
-    return [
-        {
-            "id": tc.id,
-            "type": "function",
-            "function": {"name": tc.name, "arguments": tc.arguments},
-        }
-        for tc in tool_calls
-    ]
-
-
-def usage_to_dict(usage: Usage) -> dict[str, Any]:
-    """The core's Usage as OpenAI-style counts (what TokenCountingHandler reads)."""
-    out: dict[str, Any] = {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-    if usage.cache_read is not None:
-        out["cached_tokens"] = usage.cache_read
-    if usage.reasoning_tokens is not None:
-        out["reasoning_tokens"] = usage.reasoning_tokens
-    return out
 
 
 def build_message(

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import traceback
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "LOGGERS",
-    "LogCollector",
     "Leaks",
+    "LogCollector",
     "exception_texts",
     "make_canary",
     "to_text",
@@ -65,8 +67,9 @@ def to_text(obj: Any) -> str:
     return "\n".join(parts)
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """`exc` and every exception reachable through ``__cause__`` / ``__context__``."""
+def _chain(exc: BaseException, *, suppressed: bool = True) -> Iterator[BaseException]:
+    """`exc` and every exception reachable through ``__cause__`` / ``__context__`` (a context
+    hidden by ``raise ... from None`` only when `suppressed`)."""
     seen: set[int] = set()
     todo = [exc]
     while todo:
@@ -75,7 +78,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(cur))
         yield cur
-        for nxt in (cur.__cause__, cur.__context__):
+        hidden = cur.__suppress_context__ and not suppressed
+        for nxt in (cur.__cause__, None if hidden else cur.__context__):
             if nxt is not None:
                 todo.append(nxt)
         for sub in getattr(cur, "exceptions", ()) or ():  # ExceptionGroup
@@ -83,15 +87,53 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(sub)
 
 
-def exception_texts(exc: BaseException) -> dict[str, str]:
-    """Named renderings of an exception that a user, a log or an error tracker could see."""
-    out: dict[str, str] = {
-        "format_exception": "".join(traceback.format_exception(exc)),
-        "format_exception_locals": "".join(
-            traceback.TracebackException.from_exception(exc, capture_locals=True).format()
-        ),
-    }
-    for i, cur in enumerate(_chain(exc)):
+_TESTS_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def _is_test_file(filename: str) -> bool:
+    return str(Path(filename).resolve()).startswith(_TESTS_DIR + os.sep) or "_pytest" in filename
+
+
+def _in_packages(filename: str, packages: tuple[str, ...]) -> bool:
+    parts = Path(filename).parts
+    return any(p in parts for p in packages)
+
+
+def _short(filename: str) -> str:
+    parts = Path(filename).parts
+    for anchor in ("site-packages", "main"):
+        if anchor in parts:
+            return "/".join(parts[parts.index(anchor) + 1 :])
+    return filename
+
+
+def exception_texts(
+    exc: BaseException,
+    *,
+    locals_of: tuple[str, ...] | None = None,
+    test_frames: bool = False,
+    suppressed: bool = True,
+) -> dict[str, str]:
+    """Named renderings of an exception that a user, a log or an error tracker could see.
+
+    Frame locals are scanned in every frame (``locals_of=None``) or only in frames of the named
+    top-level packages; frames of this test suite are skipped unless `test_frames`. With
+    `suppressed=False` a context hidden by ``raise ... from None`` is not followed (as the
+    traceback module and error trackers do)."""
+    out: dict[str, str] = {"format_exception": "".join(traceback.format_exception(exc))}
+    for i, cur in enumerate(_chain(exc, suppressed=suppressed)):
+        # what `pytest -l`, rich's show_locals or an error tracker shows: each frame's locals.
+        # Frames of the test files themselves are skipped (they hold the canary on purpose).
+        stack = traceback.StackSummary.extract(
+            traceback.walk_tb(cur.__traceback__), capture_locals=True, lookup_lines=False
+        )
+        for frame in stack:
+            if not test_frames and _is_test_file(frame.filename):
+                continue
+            if locals_of is not None and not _in_packages(frame.filename, locals_of):
+                continue
+            for var, value in (frame.locals or {}).items():
+                out[f"chain[{i}] local {var!r} in {_short(frame.filename)}:{frame.lineno} {frame.name}()"] = value
         tag = f"chain[{i}]<{type(cur).__name__}>"
         out[f"{tag}.str"] = str(cur)
         out[f"{tag}.repr"] = repr(cur)
@@ -172,6 +214,13 @@ class Leaks:
     def check_obj(self, where: str, obj: Any) -> None:
         self.check(where, to_text(obj))
 
-    def check_exc(self, where: str, exc: BaseException) -> None:
-        for name, text in exception_texts(exc).items():
+    def check_exc(
+        self,
+        where: str,
+        exc: BaseException,
+        *,
+        locals_of: tuple[str, ...] | None = None,
+        suppressed: bool = True,
+    ) -> None:
+        for name, text in exception_texts(exc, locals_of=locals_of, suppressed=suppressed).items():
             self.check(f"{where} {name}", text)

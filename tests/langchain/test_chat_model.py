@@ -239,7 +239,7 @@ def test_construction_is_lazy_and_fast(emulator: Emulator, monkeypatch: pytest.M
     per_init = (time.perf_counter() - start) / 200
     assert per_init < 0.005  # generous bound for a loaded CI box; typical is ~0.1 ms
     assert sum(emulator.counts.values()) == before
-    assert all(m._transport is None for m in models)
+    assert all(m._client is None for m in models)
     # The key is discovered on the first request, not at construction.
     monkeypatch.setenv("KIMI_CODER_API_KEY", API_KEY)
     assert models[0].api_key is None

@@ -1,0 +1,174 @@
+"""``KimiClient``: the connection settings an adapter instance holds, made real lazily.
+
+Both adapters need the same three things per instance: a ``Transport`` for their connection
+settings (built on first use, rebuilt only when a setting changes, e.g. after ``model_copy``),
+the process-wide shared credential behind it, and model capabilities from the live ``/models``
+list (fetched once per process, base URL and credential by the transport) when a request
+depends on them. That logic lives here once; construction does no I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .catalogue import ModelInfo, get_model_info
+from .secret import Secret
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+__all__ = ["KimiClient"]
+
+# Transports for explicit API keys, shared by every client with the same settings so the key's
+# credential object, and with it the transport's per-credential `/models` cache, is one per
+# process. Discovered credentials are already shared by `resolve_credential` (which also follows
+# env changes), so those are not cached here. Bounded: a process rarely uses more than a few.
+_SHARED: OrderedDict[tuple[Any, ...], Transport] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+_SHARED_MAX = 32
+
+
+class KimiClient:
+    """Credential + transport + model-info lookup for one set of connection settings.
+
+    Use :meth:`reuse` from an adapter: it returns the cached client while the settings are
+    unchanged and a fresh one otherwise. ``api_key`` None means discovery (env, kimi-cli,
+    Kimi Code; ``credentials`` pins one source), shared process-wide by ``resolve_credential``.
+    """
+
+    __slots__ = ("_transport", "api_key", "settings")
+
+    def __init__(
+        self,
+        *,
+        api_key: str | Secret | None = None,
+        credentials: str | None = None,
+        base_url: str | None = None,
+        user_agent: str | None = None,
+        timeout: float | None = None,
+        max_retries: int = 2,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.api_key = Secret(api_key) if api_key is not None else None
+        self.settings = _settings(
+            self.api_key, credentials, base_url, user_agent, timeout, max_retries, default_headers
+        )
+        self._transport: Transport | None = None
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"KimiClient(base_url={self.settings[2]!r}, credentials={self.settings[1]!r})"
+
+    @classmethod
+    def reuse(
+        cls,
+        current: KimiClient | None,
+        *,
+        api_key: str | Secret | None = None,
+        credentials: str | None = None,
+        base_url: str | None = None,
+        user_agent: str | None = None,
+        timeout: float | None = None,
+        max_retries: int = 2,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> KimiClient:
+        """``current`` when it was built for exactly these settings, else a new client."""
+        if current is not None:
+            key = Secret(api_key) if api_key is not None else None
+            wanted = _settings(
+                key, credentials, base_url, user_agent, timeout, max_retries, default_headers
+            )
+            if wanted == current.settings:
+                return current
+        return cls(
+            api_key=api_key,
+            credentials=credentials,
+            base_url=base_url,
+            user_agent=user_agent,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=default_headers,
+        )
+
+    @property
+    def transport(self) -> Transport:
+        """The transport, created on first use (no I/O: the credential is resolved lazily)."""
+        transport = self._transport
+        if transport is None:
+            if self.api_key is None:
+                transport = self._new_transport()
+            else:
+                with _SHARED_LOCK:
+                    transport = _SHARED.get(self.settings)
+                    if transport is None:
+                        transport = _SHARED[self.settings] = self._new_transport()
+                        while len(_SHARED) > _SHARED_MAX:
+                            _SHARED.popitem(last=False)
+                    else:
+                        _SHARED.move_to_end(self.settings)
+            self._transport = transport
+        return transport
+
+    def _new_transport(self) -> Transport:
+        from .sources import resolve_credential
+        from .transport import Transport
+
+        _, credentials, base_url, user_agent, timeout, max_retries, headers = self.settings
+        return Transport(
+            credential=resolve_credential(api_key=self.api_key, credentials=credentials),
+            base_url=base_url,
+            user_agent=user_agent,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=dict(headers) if headers else None,
+        )
+
+    # ------------------------------------------------------------------ model info
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """``GET /models`` (cached process-wide by the transport); errors propagate."""
+        return list(self.transport.list_models())
+
+    async def alist_models(self) -> list[dict[str, Any]]:
+        """Async :meth:`list_models`."""
+        return list(await self.transport.alist_models())
+
+    def live_models(self) -> list[dict[str, Any]] | None:
+        """The live model list, or None when it cannot be fetched (the built-in catalogue is
+        used then; the chat call itself reports auth/network errors)."""
+        try:
+            return self.list_models()
+        except Exception:
+            return None
+
+    async def alive_models(self) -> list[dict[str, Any]] | None:
+        """Async :meth:`live_models`."""
+        try:
+            return await self.alist_models()
+        except Exception:
+            return None
+
+    def model_info(self, model: str, *, live: bool) -> ModelInfo:
+        """Capabilities of ``model``; with ``live`` the server's ``/models`` entry wins."""
+        return get_model_info(model, self.live_models() if live else None)
+
+    async def amodel_info(self, model: str, *, live: bool) -> ModelInfo:
+        """Async :meth:`model_info`."""
+        return get_model_info(model, await self.alive_models() if live else None)
+
+
+def _settings(
+    api_key: Secret | None,
+    credentials: str | None,
+    base_url: str | None,
+    user_agent: str | None,
+    timeout: float | None,
+    max_retries: int,
+    default_headers: Mapping[str, str] | None,
+) -> tuple[Any, ...]:
+    headers: Sequence[tuple[str, str]] = (
+        tuple(sorted(default_headers.items())) if default_headers else ()
+    )
+    return (api_key, credentials, base_url, user_agent, timeout, max_retries, headers)
