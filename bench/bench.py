@@ -88,32 +88,6 @@ def prompt(kind: str, n: int) -> str:
 # ----------------------------------------------------------------------------- helpers
 
 
-def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `fn()` over `repeats` runs after `warmup` untimed runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        t0 = perf()
-        fn()
-        times.append(perf() - t0)
-    return statistics.median(times)
-
-
-def amedian_time(loop: asyncio.AbstractEventLoop, make: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `await make()` on one long-lived loop (clients stay warm)."""
-    for _ in range(warmup):
-        loop.run_until_complete(make())
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        t0 = perf()
-        loop.run_until_complete(make())
-        times.append(perf() - t0)
-    return statistics.median(times)
-
-
 def _check(count: int, n: int, who: str) -> None:
     """Every client must deliver at least the answer-text chunks (references may drop reasoning)."""
     expected = n - n // 4
@@ -454,6 +428,42 @@ def _try(label: str, fn: Callable[[], Any], errors: list[str]) -> Any:
         return None
 
 
+def paired(fns: dict[str, Callable[[], float]], repeats: int, errors: list[str], *, warmup: int = 1,
+           limits: dict[str, int] | None = None) -> dict[str, float | None]:
+    """Median of each measurement, taken in rotation (raw, ours, ref, raw, ours, ...) so load
+    drift on a shared machine hits every contender alike. Each fn returns its own duration;
+    one that raises is reported in `errors` and dropped. `limits` caps a contender's repeats."""
+    live = dict(fns)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for name, fn in list(live.items()):
+        try:
+            for _ in range(warmup):
+                fn()
+        except Exception as exc:
+            errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            del live[name]
+    for i in range(repeats):
+        for name, fn in list(live.items()):
+            if limits and i >= limits.get(name, repeats):
+                continue
+            gc.collect()
+            try:
+                times[name].append(fn())
+            except Exception as exc:
+                errors.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                del live[name]
+    return {k: (statistics.median(v) if v and k in live else None) for k, v in times.items()}
+
+
+def timed(fn: Callable[[], Any]) -> Callable[[], float]:
+    """Wrap fn so calling it returns its wall time."""
+    def run_once() -> float:
+        t0 = perf()
+        fn()
+        return perf() - t0
+    return run_once
+
+
 def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: bool = True,
         imports: bool = True, references: bool = True, framing: str = "chunked",
         ) -> tuple[list[Row], list[str], str]:
@@ -467,84 +477,94 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
         raw = Raw(base_url)
         n = sizes.stream_chunks
         big = prompt("content", n)
-        raw_sync = median_time(lambda: _check(raw.stream(big), n, "raw"), sizes.repeats)
-        raw_ttft = statistics.median(raw.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(sizes.ttft_runs))
         k, m = sizes.concurrency, sizes.concurrent_chunks
         conc = prompt("content", m)
+        short = prompt("content", sizes.ttft_chunks)
+        ref_cap = 3  # the references are slow: a few runs are enough for their column
 
-        async def raw_conc() -> None:
-            counts = await asyncio.gather(*(raw.astream(conc) for _ in range(k)))
-            _check(min(counts), m, "raw async")
+        def conc_of(client: Any, who: str) -> Callable[[], float]:
+            async def go() -> None:
+                counts = await asyncio.gather(*(client.astream(conc) for _ in range(k)))
+                _check(min(counts), m, who)
+            return timed(lambda: loop.run_until_complete(go()))
 
-        raw_async = amedian_time(loop, raw_conc, sizes.async_repeats)
-
-        def stream_rows(prefix: str, ours: Any, ref: Any, ref_name: str, ref_claim: str, sync_label: str,
-                        async_label: str) -> None:
-            o_sync = _try(f"{prefix} stream", lambda: median_time(lambda: _check(ours.stream(big), n, prefix), sizes.repeats), errors) if ours else None
-            r_sync = _try(f"{ref_name} stream", lambda: median_time(lambda: _check(ref.stream(big), n, ref_name), min(sizes.repeats, 3)), errors) if ref else None
-            rows.append(Row(f"{sync_label}: {n}-chunk stream", o_sync, raw_sync, r_sync, ref_name,
+        def stream_rows(ours: Any, ref: Any, ref_name: str, ref_claim: str, sync_label: str,
+                        async_label: str, *, ttft: bool) -> None:
+            fns = {"raw": timed(lambda: _check(raw.stream(big), n, "raw"))}
+            if ours:
+                fns[sync_label] = timed(lambda: _check(ours.stream(big), n, sync_label))
+            if ref:
+                fns[ref_name] = timed(lambda: _check(ref.stream(big), n, ref_name))
+            res = paired(fns, sizes.repeats, errors, limits={ref_name: ref_cap})
+            o, r, rf = res.get(sync_label), res["raw"], res.get(ref_name)
+            rows.append(Row(f"{sync_label}: {n}-chunk stream", o, r, rf, ref_name,
                             target=f"<= 5x raw ({ref_name} ~{ref_claim})",
-                            ok=None if o_sync is None else o_sync <= 5 * raw_sync))
-            if prefix == "LangChain":
-                o_ttft = _try(f"{prefix} ttft", lambda: statistics.median(ours.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(sizes.ttft_runs)), errors) if ours else None
-                r_ttft = _try(f"{ref_name} ttft", lambda: statistics.median(ref.ttft(prompt("content", sizes.ttft_chunks)) for _ in range(max(1, sizes.ttft_runs // 4))), errors) if ref else None
-                rows.append(Row(f"{sync_label}: time to first token (warm)", o_ttft, raw_ttft, r_ttft, ref_name,
-                                target="ours - raw <= 0.3 ms",
-                                ok=None if o_ttft is None else (o_ttft - raw_ttft) <= 0.3e-3,
-                                note="" if o_ttft is None else f"(diff {(o_ttft - raw_ttft) * 1e3:+.3f} ms)"))
-
-            def conc_of(client: Any, who: str) -> Callable[[], Any]:
-                async def go() -> None:
-                    counts = await asyncio.gather(*(client.astream(conc) for _ in range(k)))
-                    _check(min(counts), m, who)
-                return go
-
-            o_async = _try(f"{prefix} async", lambda: amedian_time(loop, conc_of(ours, prefix), sizes.async_repeats), errors) if ours else None
-            r_async = _try(f"{ref_name} async", lambda: amedian_time(loop, conc_of(ref, ref_name), min(sizes.async_repeats, 3)), errors) if ref else None
-            rows.append(Row(f"{async_label}: {k} concurrent x {m} chunks", o_async, raw_async, r_async, ref_name,
-                            target="<= 6x raw async", ok=None if o_async is None else o_async <= 6 * raw_async))
+                            ok=None if o is None or r is None else o <= 5 * r))
+            if ttft:
+                fns = {"raw": lambda: raw.ttft(short)}
+                if ours:
+                    fns[sync_label] = lambda: ours.ttft(short)
+                if ref:
+                    fns[ref_name] = lambda: ref.ttft(short)
+                res = paired(fns, sizes.ttft_runs, errors, warmup=3,
+                             limits={ref_name: max(1, sizes.ttft_runs // 4)})
+                o, r, rf = res.get(sync_label), res["raw"], res.get(ref_name)
+                ok = None if o is None or r is None else (o - r) <= 0.3e-3
+                rows.append(Row(f"{sync_label}: time to first token (warm)", o, r, rf, ref_name,
+                                target="ours - raw <= 0.3 ms", ok=ok,
+                                note="" if ok is None else f"(diff {(o - r) * 1e3:+.3f} ms)"))
+            fns = {"raw": conc_of(raw, "raw async")}
+            if ours:
+                fns[async_label] = conc_of(ours, async_label)
+            if ref:
+                fns[ref_name] = conc_of(ref, ref_name)
+            res = paired(fns, sizes.async_repeats, errors, limits={ref_name: ref_cap})
+            o, r, rf = res.get(async_label), res["raw"], res.get(ref_name)
+            rows.append(Row(f"{async_label}: {k} concurrent x {m} chunks", o, r, rf, ref_name,
+                            target="<= 6x raw async", ok=None if o is None or r is None else o <= 6 * r))
 
         # ---------------- LangChain
         if langchain:
             ours_lc = _try("ChatKimiCoder", lambda: make_ours_lc(base_url), errors)
             ref_lc = _try("ChatOpenAI", lambda: make_chatopenai(base_url), errors) if references else None
-            stream_rows("LangChain", ours_lc, ref_lc, "ChatOpenAI", "30x", "ChatKimiCoder.stream",
-                        "ChatKimiCoder.astream")
+            stream_rows(ours_lc, ref_lc, "ChatOpenAI", "30x", "ChatKimiCoder.stream", "ChatKimiCoder.astream",
+                        ttft=True)
             # tool-call assembly: linear scaling
             small, large = sizes.tool_frags
-            raw_tool = {f: median_time(lambda f=f: raw.tool(prompt("tool", f)), sizes.tool_repeats) for f in (small, large)}
-            variants: list[tuple[str, Any, str]] = []
+            variants: dict[str, Callable[[str], Any]] = {}
             if ours_lc:
-                variants.append(("ChatKimiCoder.stream + chunk merge", ours_lc, "tool_stream_fold"))
+                variants["ChatKimiCoder.stream + chunk merge"] = ours_lc.tool_stream_fold
                 ours_streaming = _try("ChatKimiCoder(streaming=True)", lambda: make_ours_lc_streaming(base_url), errors)
                 if ours_streaming:
-                    variants.append(("ChatKimiCoder(streaming=True).invoke", ours_streaming, "tool_invoke"))
+                    variants["ChatKimiCoder(streaming=True).invoke"] = ours_streaming.tool_invoke
             if ref_lc:
-                variants.append(("ChatOpenAI.stream + chunk merge (reference)", ref_lc, "tool_stream_fold"))
-            for label, client, method in variants:
-                fn = getattr(client, method)
-                times = {}
-                for f in (small, large):
-                    res = _try(f"{label} {f}", lambda fn=fn, f=f: median_time(lambda: fn(prompt("tool", f)), sizes.tool_repeats), errors)
-                    times[f] = res
-                if times[small] is None or times[large] is None:
+                variants["ChatOpenAI.stream + chunk merge (reference)"] = ref_lc.tool_stream_fold
+            by_size: dict[int, dict[str, float | None]] = {}
+            for f in (small, large):
+                p = prompt("tool", f)
+                fns = {"raw": timed(lambda p=p: raw.tool(p))}
+                fns.update({label: timed(lambda fn=fn, p=p: fn(p)) for label, fn in variants.items()})
+                by_size[f] = paired(fns, sizes.tool_repeats, errors)
+            raw_small, raw_large = by_size[small]["raw"], by_size[large]["raw"]
+            for label in variants:
+                t_small, t_large = by_size[small].get(label), by_size[large].get(label)
+                if t_small is None or t_large is None or raw_small is None or raw_large is None:
                     continue
-                scale = times[large] / times[small]
-                raw_scale = raw_tool[large] / raw_tool[small]
-                is_ref = "reference" in label
+                scale = t_large / t_small
                 rows.append(Row(
-                    f"{label}: tool call of {small} vs {large} fragments", times[large], raw_tool[large],
+                    f"{label}: tool call of {small} vs {large} fragments", t_large, raw_large,
                     unit="ms", target=f"linear: {large}/{small} = {large // small}x the time",
-                    ok=None if is_ref else scale <= (large / small) * 1.35,
-                    note=f"({small} fragments: {fmt_t(times[small])}; scaling {scale:.2f}x, raw {raw_scale:.2f}x)",
+                    ok=None if "reference" in label else scale <= (large / small) * 1.35,
+                    note=(f"({small} fragments: {fmt_t(t_small)} vs raw {fmt_t(raw_small)}; "
+                          f"scaling {scale:.2f}x, raw {raw_large / raw_small:.2f}x)"),
                 ))
 
         # ---------------- LlamaIndex
         if llama:
             ours_li = _try("KimiCoderLLM", lambda: make_ours_li(base_url), errors)
             ref_li = _try("OpenAILike", lambda: make_openailike(base_url), errors) if references else None
-            stream_rows("LlamaIndex", ours_li, ref_li, "OpenAILike", "33x", "KimiCoderLLM.stream_chat",
-                        "KimiCoderLLM.astream_chat")
+            stream_rows(ours_li, ref_li, "OpenAILike", "33x", "KimiCoderLLM.stream_chat",
+                        "KimiCoderLLM.astream_chat", ttft=False)
 
         if profile:
             prof_text = profile_ours(base_url, n, errors, langchain=langchain, llama=llama)

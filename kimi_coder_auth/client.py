@@ -62,34 +62,30 @@ class KimiClient:
         return f"KimiClient(base_url={self.settings[2]!r}, credentials={self.settings[1]!r})"
 
     @classmethod
-    def reuse(
-        cls,
-        current: KimiClient | None,
-        *,
-        api_key: str | Secret | None = None,
-        credentials: str | None = None,
-        base_url: str | None = None,
-        user_agent: str | None = None,
-        timeout: float | None = None,
-        max_retries: int = 2,
-        default_headers: Mapping[str, str] | None = None,
-    ) -> KimiClient:
-        """``current`` when it was built for exactly these settings, else a new client."""
+    def reuse(cls, current: KimiClient | None, **settings: Any) -> KimiClient:
+        """``current`` when it was built for exactly these settings (the keyword arguments of
+        ``KimiClient()``), else a new client."""
         if current is not None:
-            key = Secret(api_key) if api_key is not None else None
+            key = settings.get("api_key")
             wanted = _settings(
-                key, credentials, base_url, user_agent, timeout, max_retries, default_headers
+                Secret(key) if key is not None else None,
+                *(settings.get(name, default) for name, default in _SETTING_DEFAULTS),
             )
             if wanted == current.settings:
                 return current
-        return cls(
+        return cls(**settings)
+
+    @classmethod
+    def for_config(
+        cls, current: KimiClient | None, config: Any, *, api_key: str | Secret | None
+    ) -> KimiClient:
+        """:meth:`reuse` with the connection settings read from an adapter's fields
+        (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
+        ``default_headers``), so both adapters map their settings the same way."""
+        return cls.reuse(
+            current,
             api_key=api_key,
-            credentials=credentials,
-            base_url=base_url,
-            user_agent=user_agent,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
+            **{name: getattr(config, name) for name, _ in _SETTING_DEFAULTS},
         )
 
     @property
@@ -157,6 +153,16 @@ class KimiClient:
     async def amodel_info(self, model: str, *, live: bool) -> ModelInfo:
         """Async :meth:`model_info`."""
         return get_model_info(model, await self.alive_models() if live else None)
+
+
+_SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("credentials", None),
+    ("base_url", None),
+    ("user_agent", None),
+    ("timeout", None),
+    ("max_retries", 2),
+    ("default_headers", None),
+)
 
 
 def _settings(

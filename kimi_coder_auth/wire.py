@@ -103,7 +103,11 @@ class ToolCall:
 
 @dataclass(slots=True)
 class ToolCallDelta:
-    """One streamed tool-call fragment, keyed by ``index`` (fields are per-chunk, not cumulative)."""
+    """One streamed tool-call fragment, keyed by ``index`` (fields are per-chunk, not cumulative).
+
+    ``id`` and ``name`` are set only on the fragment that first carries them, even when a server
+    repeats them on every fragment, so concatenating deltas (as LangChain does) stays correct.
+    """
 
     index: int
     id: str | None = None
@@ -333,14 +337,20 @@ class StreamAccumulator:
             state = calls.get(idx)
             if state is None:
                 state = calls[idx] = _CallState()
-            if tid is not None and state.id is None:
-                state.id = tid
+            if tid is not None:
+                if state.id is None:
+                    state.id = tid
+                else:
+                    tid = None  # already reported
             fn = tc.get("function")
             name = args = None
             if fn:
                 name = fn.get("name") or None
-                if name is not None and state.name is None:
-                    state.name = name
+                if name is not None:
+                    if state.name is None:
+                        state.name = name
+                    else:
+                        name = None  # already reported
                 args = fn.get("arguments")
                 if args:
                     if not isinstance(args, str):  # some servers send an object
@@ -372,6 +382,14 @@ class StreamAccumulator:
     def content(self) -> str:
         """Visible text so far."""
         return "".join(self._content)
+
+    def synthesized_ids(self) -> dict[int, str]:
+        """``index -> id`` for the calls whose id the stream never sent (the ids
+        :meth:`tool_calls` uses for them), so an adapter that streamed id-less fragments can
+        report the final id once."""
+        return {
+            idx: _synth_id(st.name or "", idx) for idx, st in self._calls.items() if st.id is None
+        }
 
     def tool_calls(self) -> list[ToolCall]:
         """Tool calls so far, ordered by index; ids missing from the stream are synthesised."""

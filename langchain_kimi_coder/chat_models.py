@@ -204,17 +204,9 @@ class ChatKimiCoder(BaseChatModel):
     def _kimi_client(self) -> KimiClient:
         """The instance's core client, created on first use and rebuilt only if the connection
         settings change (e.g. after ``model_copy``); credentials are shared process-wide."""
-        client = KimiClient.reuse(
-            self._client,
-            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
-            credentials=self.credentials,
-            base_url=self.base_url,
-            user_agent=self.user_agent,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            default_headers=self.default_headers,
+        client = self._client = KimiClient.for_config(
+            self._client, self, api_key=self.api_key.get_secret_value() if self.api_key is not None else None
         )
-        self._client = client
         return client
 
     def _get_transport(self) -> Transport:
@@ -355,6 +347,9 @@ class ChatKimiCoder(BaseChatModel):
                     yield from chunks(feed(raw))
             except Exception as exc:
                 raise translate_error(exc) from exc.__cause__
+            fixup = state.id_fixup()
+            if fixup is not None:
+                yield fixup
             yield state.final(getattr(stream, "trace_id", None))
         finally:
             close = getattr(stream, "close", None)
@@ -385,6 +380,9 @@ class ChatKimiCoder(BaseChatModel):
                         yield chunk
             except Exception as exc:
                 raise translate_error(exc) from exc.__cause__
+            fixup = state.id_fixup()
+            if fixup is not None:
+                yield fixup
             yield state.final(getattr(stream, "trace_id", None))
         finally:
             aclose = getattr(stream, "aclose", None)
@@ -696,6 +694,32 @@ class _StreamState:
                 )
             )
         return out
+
+    def id_fixup(self) -> ChatGenerationChunk | None:
+        """A chunk giving calls whose id the stream never sent the core's id (the one
+        ``invoke`` gives them), merged by index into the streamed call; None when all had ids."""
+        missing = self.accumulator.synthesized_ids()
+        if not missing:
+            return None
+        tool_chunks = [
+            tool_call_chunk(name=None, args=None, id=call_id, index=idx)
+            for idx, call_id in missing.items()
+        ]
+        content: Any = ""
+        if self.v1:
+            content = [
+                {"type": "tool_call_chunk", "id": call_id, "index": self.tool_index[idx]}
+                for idx, call_id in missing.items()
+                if idx in self.tool_index
+            ]
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=content,
+                tool_call_chunks=tool_chunks,
+                response_metadata=self._meta(),
+                id=self.message_id,
+            )
+        )
 
     def final(self, trace_id: str | None) -> ChatGenerationChunk:
         """The closing chunk: usage, finish reason, model name, ids; ``chunk_position="last"``."""

@@ -71,13 +71,12 @@ _DROP = frozenset(
 )
 
 
-# Per-chunk objects are built with `model_construct`: every field value is created here with
-# the right type, so pydantic validation (the largest per-chunk cost) would only re-check them.
-# `ChatMessage`'s one validator converts `additional_kwargs["images"]`, which is never set here.
-_text_block = TextBlock.model_construct
-_thinking_block = ThinkingBlock.model_construct
+# The per-chunk `ChatMessage` is built with `model_construct` (measured ~1.5x faster than its
+# validating __init__, whose discriminated block union and legacy-image validator re-check
+# blocks built right here; that validator only converts `additional_kwargs["images"]`, never set
+# here). The small models (TextBlock, ThinkingBlock, ChatResponse) validate faster than pydantic's
+# pure-Python `model_construct`, so they keep their constructors.
 _message = ChatMessage.model_construct
-_chat_response = ChatResponse.model_construct
 _ASSISTANT = MessageRole.ASSISTANT
 
 
@@ -108,7 +107,7 @@ class _StreamBuilder:
         self.tool_dicts: list[dict[str, Any]] = []
         # [thinking block or None, text block, *tool-call blocks]; a block is rebuilt only
         # when its part changed, so unchanged parts cost nothing per chunk.
-        self.blocks: list[Any] = [None, _text_block(text="")]
+        self.blocks: list[Any] = [None, TextBlock(text="")]
         self.usage: dict[str, Any] | None = None
         self.usage_raw: dict[str, Any] | None = None
         self.yielded = False
@@ -119,11 +118,11 @@ class _StreamBuilder:
         blocks = self.blocks
         if d.reasoning is not None:
             self.reasoning = d.reasoning if self.reasoning is None else self.reasoning + d.reasoning
-            blocks[0] = _thinking_block(content=self.reasoning)
+            blocks[0] = ThinkingBlock(content=self.reasoning)
             changed = True
         if d.content:
             self.content += d.content
-            blocks[1] = _text_block(text=self.content)
+            blocks[1] = TextBlock(text=self.content)
             changed = True
         if d.tool_calls:
             self.tool_calls = calls = self.acc.tool_calls()
@@ -161,7 +160,7 @@ class _StreamBuilder:
             blocks=blocks[1:] if blocks[0] is None else list(blocks),
             additional_kwargs={"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {},
         )
-        return _chat_response(message=message, delta=delta, raw=raw, additional_kwargs=extra)
+        return ChatResponse(message=message, delta=delta, raw=raw, additional_kwargs=extra)
 
     def final(self) -> ChatResponse | None:
         """A closing response when the stream produced nothing, so callers always get one."""
@@ -316,17 +315,9 @@ class KimiCoderLLM(FunctionCallingLLM):
     def _kimi_client(self) -> KimiClient:
         """The core client for the current settings: created on first use, rebuilt only when a
         connection setting changes; credentials are shared process-wide."""
-        client = KimiClient.reuse(
-            self._client,
-            api_key=self._api_key,
-            credentials=self.credentials,
-            base_url=self.base_url,
-            user_agent=self.user_agent,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            default_headers=self.default_headers,
+        client = self._client = KimiClient.for_config(
+            self._client, self, api_key=self._api_key
         )
-        self._client = client
         return client
 
     def _get_transport(self) -> Transport:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import socket
 import stat
 import subprocess
@@ -342,7 +343,7 @@ def _arrange(case: str, emu: Emulator, key: str) -> tuple[dict[str, Any], type |
         emu.api_keys.discard(key)
         return {}, k.AuthenticationError
     if case == "403-ua":
-        emu.ua_gate = __import__("re").compile(r"^KimiCLI/")
+        emu.ua_gate = re.compile(r"^KimiCLI/")
         return {}, k.UserAgentRejectedError
     if case == "429":
         emu.inject("chat", status=429, times=None)
@@ -676,7 +677,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, out + "\n" + err
 
 
-def test_cli_status_never_prints_tokens(
+def test_cli_status_and_logout_never_print_tokens(
     emu: Emulator, key: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     logs: LogCollector, caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -685,8 +686,10 @@ def test_cli_status_never_prints_tokens(
     outputs = [_cli(capsys, "status"), _cli(capsys, "status", "--json"),
                _cli(capsys, "status", "--credentials", "kimi-cli", "--json")]
     monkeypatch.setenv("KIMI_CODER_API_KEY", key)
-    outputs += [_cli(capsys, "status"), _cli(capsys, "status", "--json")]
+    outputs += [_cli(capsys, "status"), _cli(capsys, "status", "--json"),
+                _cli(capsys, "logout"), _cli(capsys, "status", "--credentials", "env")]
     assert all(code == 0 for code, _ in outputs), outputs
+    assert not cli_file().exists()
     assert "kimi-cli" in outputs[0][1] and '"source": "kimi-cli"' in outputs[1][1]
     assert '"source": "env"' in outputs[4][1]
     for i, (_, text) in enumerate(outputs):
@@ -754,13 +757,14 @@ def test_cli_real_subprocess_never_prints_secrets(emu: Emulator) -> None:
     script = (
         "import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stderr);"
         "from kimi_coder_auth.cli import main;"
-        "codes = [main(['chat', '--plain', 'say hi']), main(['status', '--json']),"
+        "codes = [main(['models']), main(['usage']), main(['status', '--json']),"
         f" main(['models', '--api-key', {key!r}])];"
         "print('CODES', codes)"
     )
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                           timeout=30)
-    assert "CODES [0, 0, 1]" in proc.stdout, proc.stdout + proc.stderr  # key is not accepted: 401
+    # the expired login is refreshed by `models`; the unknown key gets a 401
+    assert "CODES [0, 0, 0, 1]" in proc.stdout, proc.stdout + proc.stderr
     assert emu.counts["refresh"] == 1
     assert "httpcore" in proc.stderr  # DEBUG logging really was on
     Leaks(at, rt, key, *file_secrets()).check("subprocess output", proc.stdout + proc.stderr)

@@ -157,3 +157,37 @@ async def test_client_async_model_info() -> None:
         client = KimiClient(api_key=KEY, base_url=emu.base_url)
         assert (await client.amodel_info("kimi-for-coding", live=True)).thinking == "only"
         assert (await client.alist_models())[0]["id"] == "kimi-for-coding"
+
+
+# --------------------------------------------------------------------------- stream tool-call ids
+
+
+def _tc_chunk(index: int, args: str, call_id: str | None, name: str | None) -> dict[str, Any]:
+    tc: dict[str, Any] = {"index": index, "function": {"arguments": args}}
+    if call_id is not None:
+        tc["id"] = call_id
+    if name is not None:
+        tc["function"]["name"] = name
+    return {"choices": [{"index": 0, "delta": {"tool_calls": [tc]}}]}
+
+
+def test_repeated_id_and_name_are_reported_once_per_call() -> None:
+    from kimi_coder_auth.wire import StreamAccumulator, ToolCallDelta
+
+    acc = StreamAccumulator()
+    first = acc.feed(_tc_chunk(0, '{"a":', "call_1", "f"))
+    again = acc.feed(_tc_chunk(0, "1}", "call_1", "f"))
+    assert first.tool_calls == [ToolCallDelta(0, "call_1", "f", '{"a":')]
+    assert again.tool_calls == [ToolCallDelta(0, None, None, "1}")]
+    assert acc.tool_calls() == [ToolCall("call_1", "f", '{"a":1}')]
+    assert acc.synthesized_ids() == {}
+
+
+def test_synthesized_ids_match_the_result_for_calls_without_ids() -> None:
+    from kimi_coder_auth.wire import StreamAccumulator
+
+    acc = StreamAccumulator()
+    acc.feed(_tc_chunk(0, "{}", None, "f"))
+    acc.feed(_tc_chunk(1, "{}", "server_id", "g"))
+    assert acc.synthesized_ids() == {0: "functions.f:0"}
+    assert [c.id for c in acc.tool_calls()] == ["functions.f:0", "server_id"]
