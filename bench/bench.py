@@ -242,6 +242,43 @@ class LC:
         return n
 
 
+def make_floor_lc(base_url: str) -> LC:
+    """The LangChain floor: a bare BaseChatModel whose _stream is raw httpx + json.loads.
+    Whatever it costs beyond raw is LangChain's own per-call and per-chunk machinery."""
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    raw = Raw(base_url)
+
+    class FloorChatModel(BaseChatModel):
+        @property
+        def _llm_type(self) -> str:
+            return "bench-floor"
+
+        def _generate(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError
+
+        def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Any:
+            loads = json.loads
+            text = messages[-1].content
+            with raw.client.stream("POST", raw.url, content=raw._body(text), headers=raw.headers) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        data = line[6:]
+                        if data == "[DONE]":
+                            break
+                        obj = loads(data)
+                        if obj["choices"]:
+                            d = obj["choices"][0]["delta"]
+                            yield ChatGenerationChunk(message=AIMessageChunk(
+                                content=d.get("content") or "",
+                                additional_kwargs={"reasoning_content": d["reasoning_content"]}
+                                if "reasoning_content" in d else {}))
+
+    return LC(FloorChatModel())
+
+
 def make_ours_lc(base_url: str) -> LC:
     from langchain_kimi_coder import ChatKimiCoder
 
@@ -489,10 +526,13 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
             return timed(lambda: loop.run_until_complete(go()))
 
         def stream_rows(ours: Any, ref: Any, ref_name: str, ref_claim: str, sync_label: str,
-                        async_label: str, *, ttft: bool) -> None:
+                        async_label: str, *, ttft: bool, floor: Any = None) -> None:
+            floor_name = "LangChain floor"
             fns = {"raw": timed(lambda: _check(raw.stream(big), n, "raw"))}
             if ours:
                 fns[sync_label] = timed(lambda: _check(ours.stream(big), n, sync_label))
+            if floor:
+                fns[floor_name] = timed(lambda: _check(floor.stream(big), n, floor_name))
             if ref:
                 fns[ref_name] = timed(lambda: _check(ref.stream(big), n, ref_name))
             res = paired(fns, sizes.repeats, errors, limits={ref_name: ref_cap})
@@ -500,10 +540,15 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
             rows.append(Row(f"{sync_label}: {n}-chunk stream", o, r, rf, ref_name,
                             target=f"<= 5x raw ({ref_name} ~{ref_claim})",
                             ok=None if o is None or r is None else o <= 5 * r))
+            if res.get(floor_name) is not None:
+                rows.append(Row(f"(floor) bare BaseChatModel over raw httpx: {n}-chunk stream",
+                                res[floor_name], r, target="(info: LangChain's own per-chunk cost)"))
             if ttft:
                 fns = {"raw": lambda: raw.ttft(short)}
                 if ours:
                     fns[sync_label] = lambda: ours.ttft(short)
+                if floor:
+                    fns[floor_name] = lambda: floor.ttft(short)
                 if ref:
                     fns[ref_name] = lambda: ref.ttft(short)
                 res = paired(fns, sizes.ttft_runs, errors, warmup=3,
@@ -513,6 +558,12 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
                 rows.append(Row(f"{sync_label}: time to first token (warm)", o, r, rf, ref_name,
                                 target="ours - raw <= 0.3 ms", ok=ok,
                                 note="" if ok is None else f"(diff {(o - r) * 1e3:+.3f} ms)"))
+                fl = res.get(floor_name)
+                if fl is not None and r is not None:
+                    rows.append(Row("(floor) bare BaseChatModel over raw httpx: time to first token", fl, r,
+                                    target="(info: LangChain's own per-call cost)",
+                                    note=f"(floor - raw {(fl - r) * 1e3:+.3f} ms"
+                                         + ("" if o is None else f"; ours - floor {(o - fl) * 1e3:+.3f} ms") + ")"))
             fns = {"raw": conc_of(raw, "raw async")}
             if ours:
                 fns[async_label] = conc_of(ours, async_label)
@@ -527,8 +578,9 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
         if langchain:
             ours_lc = _try("ChatKimiCoder", lambda: make_ours_lc(base_url), errors)
             ref_lc = _try("ChatOpenAI", lambda: make_chatopenai(base_url), errors) if references else None
+            floor_lc = _try("LangChain floor", lambda: make_floor_lc(base_url), errors)
             stream_rows(ours_lc, ref_lc, "ChatOpenAI", "30x", "ChatKimiCoder.stream", "ChatKimiCoder.astream",
-                        ttft=True)
+                        ttft=True, floor=floor_lc)
             # tool-call assembly: linear scaling
             small, large = sizes.tool_frags
             variants: dict[str, Callable[[str], Any]] = {}
@@ -612,7 +664,8 @@ def profile_ours(base_url: str, n: int, errors: list[str], *, langchain: bool, l
         if li:
             targets.append(("KimiCoderLLM.stream_chat", lambda: li.stream(prompt("content", n))))
     for label, fn in targets:
-        fn()
+        if _try(f"profile {label}", fn, errors) is None:
+            continue
         prof = cProfile.Profile()
         prof.enable()
         for _ in range(3):

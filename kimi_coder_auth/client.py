@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import clock
 from .catalogue import ModelInfo, get_model_info
 from .secret import Secret
 
@@ -30,6 +31,10 @@ _SHARED: OrderedDict[tuple[Any, ...], Transport] = OrderedDict()
 _SHARED_LOCK = threading.Lock()
 _SHARED_MAX = 32
 
+#: After a failed ``/models`` lookup (e.g. a gateway without that endpoint), requests use the
+#: built-in catalogue for this long instead of paying a failing round trip each time.
+MODELS_RETRY_AFTER = 300.0
+
 
 class KimiClient:
     """Credential + transport + model-info lookup for one set of connection settings.
@@ -39,7 +44,7 @@ class KimiClient:
     Kimi Code; ``credentials`` pins one source), shared process-wide by ``resolve_credential``.
     """
 
-    __slots__ = ("_transport", "api_key", "settings")
+    __slots__ = ("_models_failed_at", "_transport", "api_key", "settings")
 
     def __init__(
         self,
@@ -52,11 +57,12 @@ class KimiClient:
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.api_key = Secret(api_key) if api_key is not None else None
+        self.api_key = _secret(api_key)
         self.settings = _settings(
             self.api_key, credentials, base_url, user_agent, timeout, max_retries, default_headers
         )
         self._transport: Transport | None = None
+        self._models_failed_at: float | None = None
 
     def __repr__(self) -> str:  # never shows the key
         return f"KimiClient(base_url={self.settings[2]!r}, credentials={self.settings[1]!r})"
@@ -66,9 +72,8 @@ class KimiClient:
         """``current`` when it was built for exactly these settings (the keyword arguments of
         ``KimiClient()``), else a new client."""
         if current is not None:
-            key = settings.get("api_key")
             wanted = _settings(
-                Secret(key) if key is not None else None,
+                _secret(settings.get("api_key")),
                 *(settings.get(name, default) for name, default in _SETTING_DEFAULTS),
             )
             if wanted == current.settings:
@@ -133,18 +138,33 @@ class KimiClient:
 
     def live_models(self) -> list[dict[str, Any]] | None:
         """The live model list, or None when it cannot be fetched (the built-in catalogue is
-        used then; the chat call itself reports auth/network errors)."""
-        try:
-            return self.list_models()
-        except Exception:
+        used then; the chat call itself reports auth/network errors). A failure is not retried
+        for ``MODELS_RETRY_AFTER`` seconds."""
+        if self._models_backoff():
             return None
+        try:
+            models = self.list_models()
+        except Exception:
+            self._models_failed_at = clock.monotonic()
+            return None
+        self._models_failed_at = None
+        return models
 
     async def alive_models(self) -> list[dict[str, Any]] | None:
         """Async :meth:`live_models`."""
-        try:
-            return await self.alist_models()
-        except Exception:
+        if self._models_backoff():
             return None
+        try:
+            models = await self.alist_models()
+        except Exception:
+            self._models_failed_at = clock.monotonic()
+            return None
+        self._models_failed_at = None
+        return models
+
+    def _models_backoff(self) -> bool:
+        failed = self._models_failed_at
+        return failed is not None and clock.monotonic() - failed < MODELS_RETRY_AFTER
 
     def model_info(self, model: str, *, live: bool) -> ModelInfo:
         """Capabilities of ``model``; with ``live`` the server's ``/models`` entry wins."""
@@ -153,6 +173,12 @@ class KimiClient:
     async def amodel_info(self, model: str, *, live: bool) -> ModelInfo:
         """Async :meth:`model_info`."""
         return get_model_info(model, await self.alive_models() if live else None)
+
+
+def _secret(value: str | Secret | None) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    return Secret(value)
 
 
 _SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import clock
+from ._redact import redact
 from .errors import (
     APIConnectionError,
     DeviceAccessDenied,
@@ -252,6 +253,15 @@ class DeviceFlow:
             "grant_type": DEVICE_GRANT_TYPE,
         }
 
+    def secret_poll_form(self, client_id: str) -> dict[str, str | Secret]:
+        """`poll_form` with the device code kept a `Secret` (what `oauth.post_form` reveals
+        only while building the request), so no caller frame holds it in the clear."""
+        return {
+            "client_id": client_id,
+            "device_code": self.authorization.device_code,
+            "grant_type": DEVICE_GRANT_TYPE,
+        }
+
     def remaining(self, monotonic: float) -> float:
         """Seconds left before the deadline (never negative)."""
         return max(0.0, self.deadline - monotonic)
@@ -283,7 +293,7 @@ class DeviceFlow:
             raise OAuthError(
                 f"Kimi's OAuth server failed while waiting for approval (HTTP {status}). Nothing was written.",
                 status=status,
-                error=_error_code(body),
+                error=redact(_error_code(body) or "", self.authorization.device_code) or None,
                 hint="Run `kimi-coder login` again in a minute.",
             )
         self._backoff = None
@@ -305,6 +315,10 @@ class DeviceFlow:
                 f"{_minutes(self.authorization.expires_in)}.",
             )
         detail = _server_message(body)
+        if detail:  # a server or proxy echoing the device code must not put it into the error
+            detail = redact(detail, self.authorization.device_code)
+        if code:
+            code = redact(code, self.authorization.device_code)
         what = f"error {code!r}" if code else f"HTTP {status}"
         raise DeviceLoginError(
             f"The device login failed: the token endpoint answered {what}"
@@ -574,7 +588,7 @@ def login(
         try:
             status, body = oauth.post_form(
                 TOKEN_PATH,
-                flow.poll_form(oauth.KIMI_CODE_CLIENT_ID),
+                flow.secret_poll_form(oauth.KIMI_CODE_CLIENT_ID),
                 host=host,
                 timeout=_REQUEST_TIMEOUT,
             )
@@ -631,7 +645,7 @@ async def alogin(
         try:
             status, body = await oauth.apost_form(
                 TOKEN_PATH,
-                flow.poll_form(oauth.KIMI_CODE_CLIENT_ID),
+                flow.secret_poll_form(oauth.KIMI_CODE_CLIENT_ID),
                 host=host,
                 timeout=_REQUEST_TIMEOUT,
             )

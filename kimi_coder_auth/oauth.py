@@ -18,6 +18,7 @@ import httpx
 
 from . import clock
 from ._identity import default_user_agent
+from ._redact import redact
 from .errors import InsecureTransportError, OAuthConnectionError, OAuthError, ReauthRequired
 from .paths import DEFAULT_OAUTH_HOST
 from .secret import Secret
@@ -29,6 +30,7 @@ __all__ = [
     "DEVICE_GRANT_TYPE",
     "KIMI_CODE_CLIENT_ID",
     "TOKEN_PATH",
+    "FormData",
     "RefreshRejected",
     "apost_form",
     "oauth_headers",
@@ -133,32 +135,65 @@ def _connection_error(exc: Exception, url: str) -> OAuthConnectionError:
     )
 
 
-def post_form(
-    path: str, data: Mapping[str, str], *, host: str | None = None, timeout: float = 10.0
-) -> tuple[int, dict[str, Any]]:
-    """POST `data` form-encoded to `<host><path>`; returns (status, JSON object or {})."""
-    url = _url(path, host)
-    _check_url(url)
+FormData = Mapping[str, str | Secret]
+
+
+def _build_request(client: httpx.Client | httpx.AsyncClient, url: str, data: FormData) -> httpx.Request:
+    """The POST request; the only place `Secret` form values are revealed. This frame is gone
+    before anything is sent, and an `httpx.Request`'s repr shows no body."""
+    return client.build_request(
+        "POST",
+        url,
+        data={k: v.reveal() if isinstance(v, Secret) else v for k, v in data.items()},
+        headers=oauth_headers(),
+    )
+
+
+def _send(url: str, data: FormData, timeout: float) -> httpx.Response | OAuthConnectionError:
+    """Send the form; a transport failure comes back as a clean `OAuthConnectionError` (no
+    chain: the httpx error's `.request` holds the body)."""
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            response = client.post(url, data=dict(data), headers=oauth_headers())
+            return client.send(_build_request(client, url, data))
     except httpx.HTTPError as exc:
-        raise _connection_error(exc, url) from None
-    return _parse(response, url)
+        return _connection_error(exc, url)
+
+
+async def _asend(url: str, data: FormData, timeout: float) -> httpx.Response | OAuthConnectionError:
+    """Async twin of `_send`."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            return await client.send(_build_request(client, url, data))
+    except httpx.HTTPError as exc:
+        return _connection_error(exc, url)
+
+
+def post_form(
+    path: str, data: FormData, *, host: str | None = None, timeout: float = 10.0
+) -> tuple[int, dict[str, Any]]:
+    """POST `data` form-encoded to `<host><path>`; returns (status, JSON object or {}).
+
+    Pass secret values (refresh token, device code) as `Secret`: they are revealed only while
+    the request is built, so no frame that can raise holds them in the clear.
+    """
+    url = _url(path, host)
+    _check_url(url)
+    result = _send(url, data, timeout)
+    if isinstance(result, OAuthConnectionError):
+        raise result  # outside any except block: no __context__ holding the request
+    return _parse(result, url)
 
 
 async def apost_form(
-    path: str, data: Mapping[str, str], *, host: str | None = None, timeout: float = 10.0
+    path: str, data: FormData, *, host: str | None = None, timeout: float = 10.0
 ) -> tuple[int, dict[str, Any]]:
     """Async twin of `post_form`."""
     url = _url(path, host)
     _check_url(url)
-    try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
-            response = await client.post(url, data=dict(data), headers=oauth_headers())
-    except httpx.HTTPError as exc:
-        raise _connection_error(exc, url) from None
-    return _parse(response, url)
+    result = await _asend(url, data, timeout)
+    if isinstance(result, OAuthConnectionError):
+        raise result
+    return _parse(result, url)
 
 
 def error_description(data: Mapping[str, Any]) -> str:
@@ -179,26 +214,32 @@ def refresh_access_token(
     timeout: float = 10.0,
     previous: OAuthToken | None = None,
 ) -> OAuthToken:
-    """Redeem `refresh_token` once (no retries). Raises `RefreshRejected` or `OAuthError`."""
+    """Redeem `refresh_token` once (no retries). Raises `RefreshRejected` or `OAuthError`.
+
+    Server-provided text (`error`, `error_description`) is scrubbed of the refresh token (and
+    anything credential-shaped) before it becomes part of an error.
+    """
     status, data = post_form(
         TOKEN_PATH,
         {
             "client_id": KIMI_CODE_CLIENT_ID,
             "grant_type": "refresh_token",
-            "refresh_token": refresh_token.reveal(),
+            "refresh_token": refresh_token,
         },
         host=host,
         timeout=timeout,
     )
     error = data.get("error") if isinstance(data.get("error"), str) else None
     if status == 200 and error is None:
-        base = previous
-        if base is None or base.refresh_token != refresh_token:
-            base = OAuthToken(
-                Secret(""), refresh_token, 0.0, extra=dict(previous.extra) if previous else {}
-            )
-        return OAuthToken.from_response(data, now=clock.now(), previous=base)
-    description = error_description(data)
+        parsed = _token_from(data, refresh_token, previous)
+        del data  # the new tokens in the clear: keep them out of the raising frame's locals
+        if isinstance(parsed, OAuthError):
+            raise parsed
+        return parsed
+    description = redact(error_description(data), refresh_token)
+    del data  # the server's answer: keep it out of the raising frame's locals
+    if error is not None:
+        error = redact(error, refresh_token)
     detail = f" ({description})" if description and description != error else ""
     if status in (401, 403) or error == "invalid_grant":
         raise RefreshRejected(
@@ -218,3 +259,19 @@ def refresh_access_token(
         error=error,
         hint="This is usually temporary; retry in a moment.",
     )
+
+
+def _token_from(
+    data: dict[str, Any], refresh_token: Secret, previous: OAuthToken | None
+) -> OAuthToken | OAuthError:
+    """Parse a 200 answer; a malformed one comes back as a fresh `OAuthError` (no traceback
+    through frames holding the answer's tokens, no chain)."""
+    base = previous
+    if base is None or base.refresh_token != refresh_token:
+        base = OAuthToken(
+            Secret(""), refresh_token, 0.0, extra=dict(previous.extra) if previous else {}
+        )
+    try:
+        return OAuthToken.from_response(data, now=clock.now(), previous=base)
+    except OAuthError as exc:
+        return OAuthError(exc.message, status=200, hint=exc.hint)

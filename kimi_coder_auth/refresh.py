@@ -355,11 +355,13 @@ class OAuthCredential:
         except OAuthError as exc:
             now = clock.now()
             if rejected is None and disk.access_token and not disk.in_mandatory_window(now):
+                # error class and status only: the message may carry server-provided text
                 logger.warning(
-                    "Refreshing the %s token failed (%s); using the current one, which is valid "
+                    "Refreshing the %s token failed (%s%s); using the current one, which is valid "
                     "for %s more, and retrying in %.0f s.",
                     self.source,
-                    exc.message,
+                    type(exc).__name__,
+                    f", HTTP {exc.status}" if exc.status is not None else "",
                     _humanize(disk.expires_at - now),
                     ADVISORY_RETRY_DELAY,
                 )

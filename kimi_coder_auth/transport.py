@@ -37,6 +37,7 @@ import httpx
 
 from . import clock
 from ._identity import default_user_agent
+from ._redact import redact
 from .auth import KimiAuth
 from .errors import (
     AccessTerminatedError,
@@ -266,10 +267,38 @@ def _extract_error(content: bytes) -> tuple[str | None, str | None]:
     return (message if isinstance(message, str) else None), etype
 
 
+def _sent_token(response: httpx.Response) -> str | None:
+    """The bearer token the request carried (to scrub it from an echoing error body)."""
+    try:
+        value = response.request.headers.get("authorization")
+    except RuntimeError:  # a Response built by hand has no request
+        return None
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else value
+
+
+def _scrub(
+    response: httpx.Response, message: str | None, etype: str | None
+) -> tuple[str | None, str | None]:
+    """Server text with the token that was sent (and anything credential-shaped) redacted."""
+    if not message and not etype:
+        return message, etype
+    token = _sent_token(response)
+    return (
+        redact(message, token) if message else message,
+        redact(etype, token) if etype else etype,
+    )
+
+
 def error_from_response(
     response: httpx.Response, *, user_agent: str | None = None, source: str | None = None
 ) -> APIError:
-    """Map an error response (body already read) to the typed error for its status and body."""
+    """Map an error response (body already read) to the typed error for its status and body.
+
+    The server's text is scrubbed of the bearer token the request carried (proxies echo it).
+    """
     status = response.status_code
     headers = response.headers
     try:
@@ -277,6 +306,7 @@ def error_from_response(
     except httpx.ResponseNotRead:
         content = b""
     message, etype = _extract_error(content)
+    message, etype = _scrub(response, message, etype)
     if not message:
         message = f"HTTP {status} {response.reason_phrase or ''}".strip()
     low = message.lower()
@@ -724,7 +754,7 @@ def _is_json(response: httpx.Response) -> bool:
 
 def _json_instead_of_stream(response: httpx.Response) -> StreamError:
     """A 2xx JSON answer to a streaming request: an error object, or a proxy that ignores SSE."""
-    message, etype = _extract_error(response.content)
+    message, etype = _scrub(response, *_extract_error(response.content))
     return StreamError(
         message or "The server answered a streaming request with plain JSON instead of an event stream.",
         status=response.status_code,

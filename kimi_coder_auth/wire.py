@@ -397,7 +397,13 @@ class StreamAccumulator:
         for idx in sorted(self._calls):
             st = self._calls[idx]
             name = st.name or ""
-            out.append(ToolCall(st.id or _synth_id(name, idx), name, "".join(st.parts)))
+            parts = st.parts
+            args = "".join(parts)
+            if len(parts) > 1:
+                # Collapse: a caller reading the calls after every chunk (LlamaIndex's cumulative
+                # responses) then joins two strings, not every fragment so far (quadratic).
+                parts[:] = [args]
+            out.append(ToolCall(st.id or _synth_id(name, idx), name, args))
         return out
 
     def result(self) -> Completion:

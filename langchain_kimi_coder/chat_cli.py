@@ -302,4 +302,8 @@ def run_chat(
             history.pop()  # the failed turn is not kept; the conversation so far is
             _report_error(exc, printer, err)
             failures += 1
+        except KeyboardInterrupt:  # Ctrl-C while answering cancels the turn, not the session
+            history.pop()
+            printer.end_block()
+            out.write("(answer interrupted; the turn was dropped)\n")
     return 1 if failures and not history else 0

@@ -686,7 +686,7 @@ class _StreamState:
             out.append(
                 ChatGenerationChunk(
                     message=AIMessageChunk(
-                        content=blocks if v1 else "",
+                        content=blocks if v1 else "",  # type: ignore[arg-type]
                         tool_call_chunks=tool_chunks,
                         response_metadata=self._meta(),
                         id=self.message_id,

@@ -8,7 +8,7 @@ are applied by `kimi_coder_auth.wire`, and HTTP, credentials, retries and errors
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from json import JSONDecodeError
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -264,7 +264,7 @@ class KimiCoderLLM(FunctionCallingLLM):
         if api_key is not None:
             if not isinstance(api_key, (str, Secret)):
                 raise TypeError("api_key must be a str (a Kimi Code API key) or a Secret.")
-            self._api_key = Secret(api_key)
+            self._api_key = api_key if isinstance(api_key, Secret) else Secret(api_key)
 
     @classmethod
     def class_name(cls) -> str:
@@ -430,7 +430,7 @@ class KimiCoderLLM(FunctionCallingLLM):
         body = self._build(messages, True, kwargs)
         transport = self._get_transport()
 
-        def gen() -> Iterator[ChatResponse]:
+        def gen() -> ChatResponseGen:
             builder = _StreamBuilder()
             stream = transport.stream_chat(body)
             try:
@@ -452,7 +452,7 @@ class KimiCoderLLM(FunctionCallingLLM):
         body = await self._abuild(messages, True, kwargs)
         transport = self._get_transport()
 
-        async def gen() -> AsyncIterator[ChatResponse]:
+        async def gen() -> ChatResponseAsyncGen:
             builder = _StreamBuilder()
             stream = transport.astream_chat(body)
             try:
@@ -498,7 +498,7 @@ class KimiCoderLLM(FunctionCallingLLM):
     ) -> CompletionResponseGen:
         chunks = self._stream_chat(prompt_to_messages(prompt), **kwargs)
 
-        def gen() -> Iterator[CompletionResponse]:
+        def gen() -> CompletionResponseGen:
             for response in chunks:
                 yield _chat_to_completion(response)
 
@@ -516,7 +516,7 @@ class KimiCoderLLM(FunctionCallingLLM):
     ) -> CompletionResponseAsyncGen:
         chunks = await self._astream_chat(prompt_to_messages(prompt), **kwargs)
 
-        async def gen() -> AsyncIterator[CompletionResponse]:
+        async def gen() -> CompletionResponseAsyncGen:
             async for response in chunks:
                 yield _chat_to_completion(response)
 

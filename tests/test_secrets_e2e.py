@@ -910,12 +910,6 @@ def test_warnings_never_carry_the_key(key: str, emu: Emulator, recwarn: pytest.W
 # include_local_variables=True): what kimi-coder's own frames hold when an error passes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAK (traceback locals): stores/__init__.py:FileTokenStore.read() keeps the file's raw "
-    "bytes in local `raw` (and parse() in `raw`/`value`) while raising CredentialFileCorrupt, so "
-    "a traceback rendered with locals (Sentry default, pytest -l) carries the tokens in the file",
-)
 def test_corrupt_credential_file_traceback_locals_hide_its_content(emu: Emulator) -> None:
     from kimi_coder_auth.errors import CredentialError
 
@@ -928,13 +922,6 @@ def test_corrupt_credential_file_traceback_locals_hide_its_content(emu: Emulator
     Leaks(at, rt).check_exc("corrupt file", info.value, locals_of=PRODUCT, suppressed=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAK (__context__): stores/__init__.py:FileTokenStore.parse() raises "
-    "CredentialFileCorrupt `from None` inside `except json.JSONDecodeError`, so the error's "
-    "__context__ is still the JSONDecodeError whose `.doc` attribute is the whole file text "
-    "(tokens included); reachable as exc.__context__.doc / __dict__ by anything walking the chain",
-)
 def test_corrupt_credential_file_error_chain_hides_its_content(emu: Emulator) -> None:
     from kimi_coder_auth.errors import CredentialError
 
@@ -947,15 +934,7 @@ def test_corrupt_credential_file_error_chain_hides_its_content(emu: Emulator) ->
     Leaks(at, rt).check_exc("corrupt file", info.value, locals_of=())
 
 
-POST_FORM_LEAK = pytest.mark.xfail(
-    strict=True,
-    reason="LEAK (traceback locals): oauth.py:post_form() (and apost_form) holds the form as local "
-    "`data` (raw refresh_token, or device_code when polling) while raising OAuthConnectionError "
-    "for an unreachable OAuth host, so a traceback rendered with locals carries the refresh token",
-)
-
-
-@pytest.mark.parametrize("failure", [pytest.param("unreachable", marks=POST_FORM_LEAK), "non-json"])
+@pytest.mark.parametrize("failure", ["unreachable", "non-json"])
 def test_oauth_request_failure_traceback_locals_hide_the_refresh_token(
     failure: str, emu: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -976,13 +955,6 @@ def test_oauth_request_failure_traceback_locals_hide_the_refresh_token(
 # -- defence in depth: servers or proxies that echo what they were sent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAK (defence in depth): transport.py:error_from_response copies the server's error "
-    "message verbatim into APIError, so an error body echoing the bearer token (as some proxies "
-    "do) puts the key into str(exc), tracebacks and LangChain/LlamaIndex error callbacks; the "
-    "transport knows the token it sent and could redact it",
-)
 @pytest.mark.parametrize("adapter", ["langchain", "llama_index"])
 def test_api_error_bodies_echoing_the_key_are_redacted(adapter: str, key: str, emu: Emulator) -> None:
     leaks = Leaks(key)
@@ -1003,13 +975,6 @@ def _api_call(adapter: str, key: str, emu: Emulator) -> Callable[[], Any]:
     return lambda: llm.chat(_user("hi"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAK (defence in depth): oauth.py:refresh_access_token puts the token endpoint's "
-    "error_description (oauth.py:error_description) verbatim into OAuthError / RefreshRejected; "
-    "a server or proxy echoing the refresh token puts it into the error the adapter raises "
-    "(OAuthError, 400) or into RefreshRejected, kept as the __context__ of ReauthRequired (401)",
-)
 @pytest.mark.parametrize("status,error", [(400, "invalid_request"), (401, "invalid_grant")])
 def test_token_endpoint_errors_echoing_the_refresh_token_are_redacted(
     status: int, error: str, emu: Emulator
@@ -1023,12 +988,6 @@ def test_token_endpoint_errors_echoing_the_refresh_token_are_redacted(
     Leaks(at, rt).check_exc(f"refresh {status} echo", info.value, locals_of=())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAK (defence in depth): refresh.py:OAuthCredential._refresh_locked logs "
-    "OAuthError.message at WARNING when an advisory refresh fails; with a token endpoint echoing "
-    "the refresh token in error_description the refresh token reaches the logs",
-)
 def test_advisory_refresh_failure_warning_hides_the_refresh_token(
     emu: Emulator, logs: LogCollector, caplog: pytest.LogCaptureFixture
 ) -> None:

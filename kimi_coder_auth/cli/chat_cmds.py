@@ -61,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chat.add_argument("prompt", nargs="*", help="the message to send (omit for interactive mode)")
     chat.add_argument("--model", help="model id (default: kimi-for-coding)")
     chat.add_argument("--base-url", help="API base URL (default: KIMI_CODE_BASE_URL or https://api.kimi.com/coding/v1)")
-    chat.add_argument("--api-key", help="a Kimi Code API key (default: discovered login / KIMI_CODER_API_KEY)")
+    chat.add_argument("--api-key", help="a Kimi Code API key (default: your login; prefer the "
+                      "KIMI_CODER_API_KEY env var, since arguments are visible to other local users)")
     chat.add_argument("--credentials", choices=("env", "kimi-cli", "kimi-code"),
                       help="use only this credential source")
     chat.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,

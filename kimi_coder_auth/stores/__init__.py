@@ -45,6 +45,41 @@ def _corrupt(path: Path, problem: str) -> CredentialFileCorrupt:
     return CredentialFileCorrupt(str(path), problem)
 
 
+def _decode(raw: bytes) -> tuple[OAuthToken, None] | tuple[None, str]:
+    """Parse a credential file's bytes without raising: (token, None) or (None, problem).
+
+    Returning instead of raising keeps the content out of tracebacks: this frame (holding the
+    text) is gone before the caller raises, and no `JSONDecodeError` (whose `.doc` is the whole
+    file) becomes the `__context__` of the error. The problem never quotes the content.
+    """
+    if not raw.strip():
+        return None, "the file is empty"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text (binary content)"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        return None, problem
+    try:
+        return OAuthToken.from_file_dict(value), None
+    except ValueError as exc:
+        problem = str(exc)
+        return None, problem
+
+
+def _write_file(path: Path, payload: bytes, make_temp: Any) -> OSError | None:
+    """Write atomically; an OSError comes back as a fresh copy (errno, strerror, filename) so
+    neither its traceback (frames holding `payload`) nor its chain survives this frame."""
+    try:
+        atomic_write_bytes(path, payload, make_temp=make_temp)
+    except OSError as exc:
+        return OSError(exc.errno, exc.strerror or type(exc).__name__, exc.filename)
+    return None
+
+
 class FileTokenStore:
     """Shared logic of the JSON credential files; subclasses fix format, paths and lock."""
 
@@ -77,31 +112,35 @@ class FileTokenStore:
             raise _corrupt(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
 
     def parse(self, raw: bytes) -> OAuthToken:
-        """Decode the file's bytes; the problem description never quotes the content."""
-        path = self.path
-        if not raw.strip():
-            raise _corrupt(path, "the file is empty")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _corrupt(path, "not UTF-8 text (binary content)") from None
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise _corrupt(
-                path, f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-            ) from None
-        try:
-            return OAuthToken.from_file_dict(value)
-        except ValueError as exc:
-            raise _corrupt(path, str(exc)) from None
+        """Decode the file's bytes; the problem description never quotes the content.
+
+        The content never stays in a frame that raises (traceback locals) nor in the error's
+        chain: decoding happens in `_decode`, which returns a problem instead of raising.
+        """
+        token, problem = _decode(raw)
+        del raw
+        if token is None:
+            raise _corrupt(self.path, problem or "unreadable")
+        return token
+
+    def _skip(self, raw: bytes) -> bool:
+        """True when `raw` is to be treated as "no login" (Kimi Code's logout marker)."""
+        return False
+
+    def _load(self) -> tuple[OAuthToken | None, str | None]:
+        """(token, None), (None, None) when missing or skipped, or (None, problem); never raises
+        for bad content, so the raw file text is gone before anyone raises."""
+        raw = self.read_bytes()
+        if raw is None or self._skip(raw):
+            return None, None
+        return _decode(raw)
 
     def read(self) -> OAuthToken | None:
         """The stored token; None when the file is missing; raises CredentialFileCorrupt."""
-        raw = self.read_bytes()
-        if raw is None:
-            return None
-        return self.parse(raw)
+        token, problem = self._load()
+        if problem is not None:
+            raise _corrupt(self.path, problem)
+        return token
 
     def _current_unknown_fields(self) -> dict[str, Any]:
         try:
@@ -123,7 +162,10 @@ class FileTokenStore:
 
     def _write_dict(self, data: dict[str, Any]) -> None:
         self._prepare_dir()
-        atomic_write_bytes(self.path, self.serialize(data), make_temp=self._make_temp())
+        failure = _write_file(self.path, self.serialize(data), self._make_temp())
+        del data  # holds the revealed tokens: keep them out of the raising frame's locals
+        if failure is not None:
+            raise failure
 
     def _make_temp(self) -> Any:
         return None

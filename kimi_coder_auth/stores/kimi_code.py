@@ -68,12 +68,12 @@ class KimiCodeStore(FileTokenStore):
         digest = marker.get("file_digest") if isinstance(marker, dict) else None
         return isinstance(digest, str) and digest == hashlib.sha256(raw).hexdigest()
 
+    def _skip(self, raw: bytes) -> bool:
+        return self._removed_by_logout(raw)
+
     def read(self) -> OAuthToken | None:
         """The stored token; raises ReauthRequired for Kimi Code's revoked tombstone."""
-        raw = self.read_bytes()
-        if raw is None or self._removed_by_logout(raw):
-            return None
-        token = self.parse(raw)
+        token = super().read()
         if token is not None and token.is_revoked_tombstone:
             raise ReauthRequired(
                 f"The Kimi Code login in {self.path} was rejected by the server (revoked).",

@@ -191,3 +191,33 @@ def test_synthesized_ids_match_the_result_for_calls_without_ids() -> None:
     acc.feed(_tc_chunk(1, "{}", "server_id", "g"))
     assert acc.synthesized_ids() == {0: "functions.f:0"}
     assert [c.id for c in acc.tool_calls()] == ["functions.f:0", "server_id"]
+
+
+def test_reading_tool_calls_after_every_chunk_keeps_arguments_exact() -> None:
+    from kimi_coder_auth.wire import StreamAccumulator
+
+    acc = StreamAccumulator()
+    pieces = ['{"a"', ": ", '"x', "y", '"}']
+    seen = []
+    for i, piece in enumerate(pieces):
+        acc.feed(_tc_chunk(0, piece, "c0" if i == 0 else None, "f" if i == 0 else None))
+        acc.feed(_tc_chunk(1, str(i), "c1" if i == 0 else None, "g" if i == 0 else None))
+        seen.append(acc.tool_calls()[0].arguments)
+    assert seen[-1] == '{"a": "xy"}' and seen[1] == '{"a": '
+    assert [c.arguments for c in acc.result().tool_calls] == ['{"a": "xy"}', "01234"]
+
+
+def test_a_failed_models_lookup_is_not_retried_on_every_request() -> None:
+    from kimi_coder_auth.client import MODELS_RETRY_AFTER
+    from kimi_coder_auth.clock import FakeClock, use_clock
+
+    models = [model_entry("kimi-for-coding", 131072, "only")]
+    with Emulator(api_keys=[KEY], models=models) as emu, use_clock(FakeClock()) as fake:
+        emu.inject("models", status=404)
+        client = KimiClient(api_key=KEY, base_url=emu.base_url)
+        assert client.model_info("kimi-for-coding", live=True).thinking == "both"  # built-in
+        assert client.model_info("kimi-for-coding", live=True).thinking == "both"
+        assert emu.counts["models"] == 1  # the failure is remembered
+        fake.advance(MODELS_RETRY_AFTER + 1)
+        assert client.model_info("kimi-for-coding", live=True).thinking == "only"
+        assert emu.counts["models"] == 2
