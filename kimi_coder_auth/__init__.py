@@ -32,6 +32,7 @@ _LAZY = {
     "alogin": "device",
     "DevicePrompt": "device",
     # transport
+    "KimiClient": "client",
     "Transport": "transport",
     "KimiAuth": "auth",
     "default_user_agent": "_identity",
@@ -67,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._identity import default_user_agent
     from .auth import KimiAuth
     from .catalogue import ModelInfo, get_model_info
+    from .client import KimiClient
     from .device import DevicePrompt, alogin, login
     from .emulator import Emulator
     from .refresh import Credential, CredentialStatus, OAuthCredential

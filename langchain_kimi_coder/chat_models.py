@@ -205,13 +205,31 @@ class ChatKimiCoder(BaseChatModel):
         """The instance's core client, created on first use and rebuilt only if the connection
         settings change (e.g. after ``model_copy``); credentials are shared process-wide."""
         client = self._client = KimiClient.for_config(
-            self._client, self, api_key=self.api_key.get_secret_value() if self.api_key is not None else None
+            self._client,
+            self,
+            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
         )
         return client
 
     def _get_transport(self) -> Transport:
         """The instance's transport (see ``_kimi_client``)."""
         return self._kimi_client().transport
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """Pickle without the core client (rebuilt lazily). An explicit api_key refuses to pickle
+        rather than be written out in the clear or silently dropped (which would switch credentials)."""
+        if self.api_key is not None:
+            raise TypeError(
+                "A ChatKimiCoder built with api_key= cannot be pickled (the key would be written "
+                "out). Serialize it with langchain_core.load.dumpd (the key becomes a secret "
+                "reference), or set KIMI_CODER_API_KEY where it is unpickled and omit api_key."
+            )
+        client = self._client
+        self._client = None
+        try:
+            return super().__getstate__()
+        finally:
+            self._client = client
 
     # ------------------------------------------------------------------ request building
 

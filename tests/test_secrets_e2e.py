@@ -273,11 +273,6 @@ def test_langsmith_tracer_payloads_hide_the_key(key: str, emu: Emulator) -> None
     Leaks(key).check("LangSmith client calls", posted)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LEAK: pickle.dumps(ChatKimiCoder(api_key=...)) writes the raw key (pydantic SecretStr "
-    "pickles its value); KimiCoderLLM refuses to pickle instead",
-)
 def test_pickling_an_unused_chat_model_never_writes_the_key(key: str) -> None:
     model = lc_model(api_key=key)
     try:

@@ -121,3 +121,24 @@ def test_translated_errors_pickle(emulator: Emulator) -> None:
     again = pickle.loads(pickle.dumps(info.value))
     assert isinstance(again, k.RateLimitError) and isinstance(again, lc.ModelRateLimitError)
     assert str(again) == str(info.value) and again.status == 429
+
+
+def test_model_without_key_pickles_after_use_and_still_works(emulator: Emulator) -> None:
+    """A used model pickles (its connection pool is dropped and rebuilt) and answers again."""
+    import pickle
+
+    model = ChatKimiCoder(base_url=emulator.base_url, thinking=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KIMI_CODER_API_KEY", API_KEY)
+        model.invoke("warm up")
+        again = pickle.loads(pickle.dumps(model))
+        assert again.invoke("hello again").content
+
+
+def test_model_with_explicit_key_refuses_to_pickle() -> None:
+    import pickle
+
+    model = ChatKimiCoder(api_key="sk-kimi-never-written")
+    with pytest.raises(TypeError, match="cannot be pickled") as info:
+        pickle.dumps(model)
+    assert "sk-kimi-never-written" not in str(info.value)
