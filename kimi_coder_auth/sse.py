@@ -17,6 +17,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, NamedTuple
 
+from ._redact import redact
 from .errors import StreamError, StreamInterruptedError
 
 try:  # optional speed-up; identical results
@@ -188,9 +189,9 @@ def _error_from_payload(
         text = (raw or b"").decode("utf-8", "replace").strip()
         message = text[:300] or "unknown error"
     return StreamError(
-        f"The server reported an error in the middle of the stream: {message}",
+        f"The server reported an error in the middle of the stream: {redact(message)}",
         status=None,
-        error_type=error_type,
+        error_type=redact(error_type) if error_type else error_type,
         trace_id=trace_id,
         request_id=request_id,
         hint="The partial answer was discarded; retry the request.",
@@ -210,7 +211,7 @@ def parse_event(
     try:
         chunk = _loads(event.data)
     except ValueError:
-        preview = event.data[:200].decode("utf-8", "replace")
+        preview = redact(event.data[:200].decode("utf-8", "replace"))
         raise StreamError(
             f"The stream carried an event that is not JSON: {preview!r}",
             trace_id=trace_id,

@@ -229,3 +229,19 @@ def test_standard_library_json_fallback(monkeypatch: pytest.MonkeyPatch) -> None
     assert list(iter_chunks([data[:17], data[17:]])) == CHUNKS
     with pytest.raises(StreamError, match="not JSON"):
         list(iter_chunks([b"data: \xff\xfe\n\n"]))
+
+
+def test_error_event_echoing_a_credential_is_redacted() -> None:
+    """A proxy that echoes the Authorization header mid-stream must not put it in the error."""
+    echoed = {
+        "error": {
+            "message": "bad auth: Bearer AT-CANARY-0123456789 for key sk-kimi-CANARY-abcdef",
+            "type": "invalid_authentication_error",
+        }
+    }
+    body = b"data: " + json.dumps(echoed).encode() + b"\n\n"
+    with pytest.raises(StreamError) as info:
+        list(iter_chunks([body]))
+    text = str(info.value)
+    assert "CANARY" not in text
+    assert "[REDACTED]" in text and "invalid_authentication_error" in text
