@@ -606,6 +606,7 @@ def login(
             on_progress(flow.progress(clock.monotonic(), step.seconds))
         clock.sleep(step.seconds)
     token = _to_token(step.payload)
+    del body, step  # the raw token response must not sit in this frame while saving
     _save(target, token)
     logger.debug("device login: token saved to the %s store", getattr(target, "name", "chosen"))
     return token
@@ -663,6 +664,7 @@ async def alogin(
             on_progress(flow.progress(clock.monotonic(), step.seconds))
         await clock.asleep(step.seconds)
     token = _to_token(step.payload)
+    del body, step  # the raw token response must not sit in this frame while saving
     # The lock wait and the write block: run them off the loop. Once a token has arrived the save
     # runs to completion even if the task is cancelled meanwhile (the write is atomic).
     await asyncio.shield(asyncio.to_thread(_save, target, token))
