@@ -152,7 +152,7 @@ class DeviceAuthorization:
                 hint="Check KIMI_CODE_OAUTH_HOST points at Kimi's OAuth server, then retry.",
             )
         complete_s = complete if _nonempty_str(complete) else None
-        plain_s = plain if _nonempty_str(plain) else _strip_query(complete_s or "")
+        plain_s = str(plain) if _nonempty_str(plain) else _strip_query(complete_s or "")
         return cls(
             device_code=Secret(body["device_code"]),
             user_code=body["user_code"],

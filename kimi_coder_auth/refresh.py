@@ -66,7 +66,8 @@ class CredentialStatus:
 class Credential(Protocol):
     """Anything that can hand out a bearer token (see docs/ARCHITECTURE.md, "Credentials")."""
 
-    source: str
+    @property
+    def source(self) -> str: ...
 
     def get_token(self) -> Secret: ...
 

@@ -21,6 +21,7 @@ class Secret:
     """An opaque secret string: redacted in repr/str/format, compared by value."""
 
     __slots__ = ("_value",)
+    _value: str
 
     def __init__(self, value: str) -> None:
         if isinstance(value, Secret):
