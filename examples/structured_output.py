@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--base-url", help="use this API instead of the offline emulator")
     parser.add_argument("--api-key", help="Kimi Code API key (default: your login)")
     args = parser.parse_args()
-    text = ("Saving a file in the 'editor' component silently drops the last line: severity 4. "
-            "Title: 'Save drops last line'.")
+    text = ("Title: 'Save drops last line'. Saving a file silently drops its last line; "
+            "severity 4; component: 'editor'.")
 
     with make_model(args.base_url, args.api_key) as model:
         bug = model.with_structured_output(Bug).invoke(f"Extract the bug report: {text}")
