@@ -11,6 +11,7 @@ emulator) and refused for everything else with `InsecureTransportError` before a
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["KimiAuth", "check_secure_url", "is_loopback_host"]
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_host(host: str) -> bool:
     """True for ``localhost``, ``*.localhost``, 127.0.0.0/8 and ``::1``."""
     host = host.strip("[]").rstrip(".").lower()

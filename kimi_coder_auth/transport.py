@@ -390,6 +390,29 @@ def _encode(body: Mapping[str, Any]) -> bytes:
         raise TypeError(f"The request body is not JSON-serialisable: {exc}") from None
 
 
+_URLS: dict[str, httpx.URL] = {}
+
+
+def _parsed_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, parsed once per distinct URL (parsing costs ~40 us per request)."""
+    parsed = _URLS.get(url)
+    if parsed is None:
+        parsed = httpx.URL(url)
+        if len(_URLS) >= 64:
+            _URLS.clear()
+        _URLS[url] = parsed
+    return parsed
+
+
+def _headers_dict(headers: httpx.Headers) -> dict[str, str]:
+    """``dict(headers)`` (lower-case names, repeated values joined by ", ") in one pass."""
+    out: dict[str, str] = {}
+    for key, value in headers.multi_items():
+        prev = out.get(key)
+        out[key] = value if prev is None else prev + ", " + value
+    return out
+
+
 def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     if timeout is None:
         return DEFAULT_TIMEOUT
@@ -514,7 +537,7 @@ class Transport:
         headers = self._request_headers(stream=stream, has_body=content is not None)
         while True:
             request = client.build_request(
-                method, url, content=content, headers=headers, timeout=self._timeout
+                method, _parsed_url(url), content=content, headers=headers, timeout=self._timeout
             )
             try:
                 response = client.send(request, auth=self._auth, stream=stream)
@@ -525,10 +548,11 @@ class Transport:
                 retry_after = None
                 logger.debug("%s %s -> %s", method, url, type(exc).__name__)
             else:
-                logger.debug(
-                    "%s %s -> %d (x-trace-id %s)",
-                    method, url, response.status_code, response.headers.get("x-trace-id"),
-                )
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d (x-trace-id %s)",
+                        method, url, response.status_code, response.headers.get("x-trace-id"),
+                    )
                 if response.status_code < 400:
                     return response, attempt
                 try:
@@ -564,7 +588,7 @@ class Transport:
         headers = self._request_headers(stream=stream, has_body=content is not None)
         while True:
             request = client.build_request(
-                method, url, content=content, headers=headers, timeout=self._timeout
+                method, _parsed_url(url), content=content, headers=headers, timeout=self._timeout
             )
             try:
                 response = await client.send(request, auth=self._auth, stream=stream)
@@ -575,10 +599,11 @@ class Transport:
                 retry_after = None
                 logger.debug("%s %s -> %s", method, url, type(exc).__name__)
             else:
-                logger.debug(
-                    "%s %s -> %d (x-trace-id %s)",
-                    method, url, response.status_code, response.headers.get("x-trace-id"),
-                )
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d (x-trace-id %s)",
+                        method, url, response.status_code, response.headers.get("x-trace-id"),
+                    )
                 if response.status_code < 400:
                     return response, attempt
                 try:
@@ -619,7 +644,7 @@ class Transport:
                 status=response.status_code,
                 trace_id=response.headers.get("x-trace-id"),
             )
-        return ChatResult(data, response.headers.get("x-trace-id"), dict(response.headers))
+        return ChatResult(data, response.headers.get("x-trace-id"), _headers_dict(response.headers))
 
     @staticmethod
     def _non_stream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -747,8 +772,9 @@ def _stream_error(exc: httpx.HTTPError, trace_id: str | None) -> APIConnectionEr
     return err
 
 
-def _is_json(response: httpx.Response) -> bool:
-    ctype = response.headers.get("content-type", "").lower()
+def _is_json_type(content_type: str) -> bool:
+    """Whether a 2xx answer's Content-Type is JSON rather than an event stream."""
+    ctype = content_type.lower()
     return "json" in ctype and "event-stream" not in ctype
 
 
@@ -792,10 +818,10 @@ class ChatStream:
                 "POST", "/chat/completions", self._body, stream=True, attempt=self._attempt
             )
             self._response = response
-            self.headers = dict(response.headers)
-            self.trace_id = response.headers.get("x-trace-id")
-            self.request_id = response.headers.get("x-request-id")
-            if _is_json(response):
+            headers = self.headers = _headers_dict(response.headers)
+            self.trace_id = headers.get("x-trace-id")
+            self.request_id = headers.get("x-request-id")
+            if _is_json_type(headers.get("content-type", "")):
                 try:
                     response.read()
                 except httpx.HTTPError as exc:
@@ -808,7 +834,7 @@ class ChatStream:
         return self
 
     def _bytes(self, response: httpx.Response) -> Iterator[bytes]:
-        source = response.iter_bytes() if "content-encoding" in response.headers else response.iter_raw()
+        source = response.iter_bytes() if "content-encoding" in self.headers else response.iter_raw()
         try:
             yield from source
         except httpx.HTTPError as exc:
@@ -923,10 +949,10 @@ class AsyncChatStream:
                 "POST", "/chat/completions", self._body, stream=True, attempt=self._attempt
             )
             self._response = response
-            self.headers = dict(response.headers)
-            self.trace_id = response.headers.get("x-trace-id")
-            self.request_id = response.headers.get("x-request-id")
-            if _is_json(response):
+            headers = self.headers = _headers_dict(response.headers)
+            self.trace_id = headers.get("x-trace-id")
+            self.request_id = headers.get("x-request-id")
+            if _is_json_type(headers.get("content-type", "")):
                 try:
                     await response.aread()
                 except httpx.HTTPError as exc:
@@ -939,7 +965,7 @@ class AsyncChatStream:
         return self
 
     async def _bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        source = response.aiter_bytes() if "content-encoding" in response.headers else response.aiter_raw()
+        source = response.aiter_bytes() if "content-encoding" in self.headers else response.aiter_raw()
         try:
             async for data in source:
                 yield data

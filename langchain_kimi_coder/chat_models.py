@@ -33,6 +33,7 @@ from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.wire import (
     FORCED_TOOL_POLICIES,
     SAMPLING_PARAMS,
+    StreamAccumulator,
     abuild_request,
     build_request,
     map_tool_choice,
@@ -141,6 +142,7 @@ class ChatKimiCoder(BaseChatModel):
     """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
 
     _client: KimiClient | None = PrivateAttr(default=None)
+    _client_key: tuple[Any, ...] | None = PrivateAttr(default=None)
 
     # ------------------------------------------------------------------ LangChain plumbing
 
@@ -177,6 +179,18 @@ class ChatKimiCoder(BaseChatModel):
                 params[key] = value
         return params
 
+    def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """LangChain's invocation params (``asdict()`` + ``stop`` + kwargs), without the
+        deprecation-warning guard it wraps around ``dict()`` (~10 us per call) unless a subclass
+        overrides ``dict``/``asdict``."""
+        cls = type(self)
+        if cls.dict is not _BASE_DICT or cls.asdict is not _BASE_ASDICT:
+            return super()._get_invocation_params(stop=stop, **kwargs)
+        params = dict(self._identifying_params)
+        params["_type"] = self._llm_type
+        params["stop"] = stop
+        return {**params, **kwargs}
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
             ls_provider="kimi-coder",
@@ -204,11 +218,23 @@ class ChatKimiCoder(BaseChatModel):
     def _kimi_client(self) -> KimiClient:
         """The instance's core client, created on first use and rebuilt only if the connection
         settings change (e.g. after ``model_copy``); credentials are shared process-wide."""
+        # Private attributes are read through ``__pydantic_private__`` directly: pydantic's
+        # ``__getattr__`` fallback costs ~5 us per read on this class, and this runs per call.
+        private = self.__pydantic_private__
+        client = private.get("_client")
+        headers = self.default_headers
+        key = (
+            self.api_key, self.credentials, self.base_url, self.user_agent, self.timeout,
+            self.max_retries, tuple(headers.items()) if headers else None,
+        )
+        if client is not None and key == private.get("_client_key"):
+            return client  # settings unchanged since the last call: skip the full comparison
         client = self._client = KimiClient.for_config(
-            self._client,
+            client,
             self,
             api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
         )
+        self._client_key = key
         return client
 
     def _get_transport(self) -> Transport:
@@ -549,6 +575,9 @@ def _needs_live(params: dict[str, Any], wire: list[dict[str, Any]]) -> bool:
     )
 
 
+_BASE_DICT = BaseChatModel.dict
+_BASE_ASDICT = BaseChatModel.asdict
+
 _FRAMEWORK_PACKAGES = ("langchain_kimi_coder", "langchain_core", "langchain", "langgraph")
 
 
@@ -620,8 +649,6 @@ class _StreamState:
     )
 
     def __init__(self, built: BuiltRequest, *, v1: bool) -> None:
-        from kimi_coder_auth.wire import StreamAccumulator
-
         self.accumulator = StreamAccumulator()
         self.built = built
         self.v1 = v1

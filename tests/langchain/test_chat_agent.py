@@ -3,6 +3,7 @@ the strict emulator (which 400s on any missing reasoning replay), streaming as i
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -111,7 +112,13 @@ async def test_agent_three_tool_rounds_async(model_kwargs: dict) -> None:
                 chunks.append(data[0])
             elif mode == "values":
                 final_state = data
-        _check_stream(chunks)
+        if sys.version_info >= (3, 11):
+            _check_stream(chunks)
+        else:
+            # LangGraph's documented limit: before 3.11, asyncio tasks cannot inherit the run
+            # context, so stream_mode="messages" gets no tokens from any model inside a prebuilt
+            # agent. The transcript below still proves the reasoning round trip.
+            assert chunks == []
         _check_transcript(emu, final_state["messages"])
 
 
