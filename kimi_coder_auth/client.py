@@ -44,7 +44,7 @@ class KimiClient:
     Kimi Code; ``credentials`` pins one source), shared process-wide by ``resolve_credential``.
     """
 
-    __slots__ = ("_models_failed_at", "_transport", "api_key", "settings")
+    __slots__ = ("_config_key", "_models_failed_at", "_transport", "api_key", "settings")
 
     def __init__(
         self,
@@ -63,6 +63,7 @@ class KimiClient:
         )
         self._transport: Transport | None = None
         self._models_failed_at: float | None = None
+        self._config_key: tuple[Any, ...] | None = None
 
     def __repr__(self) -> str:  # never shows the key
         return f"KimiClient(base_url={self.settings[2]!r}, credentials={self.settings[1]!r})"
@@ -86,12 +87,30 @@ class KimiClient:
     ) -> KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
-        ``default_headers``), so both adapters map their settings the same way."""
-        return cls.reuse(
+        ``default_headers``), so both adapters map their settings the same way.
+
+        This runs on every request, so while the raw field values are unchanged (headers compared
+        by content, catching in-place edits) ``current`` is returned without rebuilding the
+        normalised settings."""
+        headers = config.default_headers
+        raw = (
+            Secret(api_key) if isinstance(api_key, str) else api_key,
+            config.credentials,
+            config.base_url,
+            config.user_agent,
+            config.timeout,
+            config.max_retries,
+            tuple(headers.items()) if headers else None,
+        )
+        if current is not None and current._config_key == raw:
+            return current
+        client = cls.reuse(
             current,
             api_key=api_key,
             **{name: getattr(config, name) for name, _ in _SETTING_DEFAULTS},
         )
+        client._config_key = raw
+        return client
 
     @property
     def transport(self) -> Transport:

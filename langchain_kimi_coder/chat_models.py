@@ -142,7 +142,6 @@ class ChatKimiCoder(BaseChatModel):
     """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
 
     _client: KimiClient | None = PrivateAttr(default=None)
-    _client_key: tuple[Any, ...] | None = PrivateAttr(default=None)
 
     # ------------------------------------------------------------------ LangChain plumbing
 
@@ -220,21 +219,14 @@ class ChatKimiCoder(BaseChatModel):
         settings change (e.g. after ``model_copy``); credentials are shared process-wide."""
         # Private attributes are read through ``__pydantic_private__`` directly: pydantic's
         # ``__getattr__`` fallback costs ~5 us per read on this class, and this runs per call.
-        private = self.__pydantic_private__
-        client = private.get("_client")
-        headers = self.default_headers
-        key = (
-            self.api_key, self.credentials, self.base_url, self.user_agent, self.timeout,
-            self.max_retries, tuple(headers.items()) if headers else None,
-        )
-        if client is not None and key == private.get("_client_key"):
-            return client  # settings unchanged since the last call: skip the full comparison
-        client = self._client = KimiClient.for_config(
-            client,
+        current = self.__pydantic_private__.get("_client")
+        client = KimiClient.for_config(
+            current,
             self,
             api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
         )
-        self._client_key = key
+        if client is not current:
+            self._client = client
         return client
 
     def _get_transport(self) -> Transport:

@@ -315,7 +315,6 @@ class KimiCoderLLM(FunctionCallingLLM):
 
     _api_key: Secret | None = PrivateAttr(default=None)
     _client: KimiClient | None = PrivateAttr(default=None)
-    _client_key: tuple[Any, ...] | None = PrivateAttr(default=None)
     _live_models: list[dict[str, Any]] | None = PrivateAttr(default=None)
 
     def __init__(self, *, api_key: str | Secret | None = None, **data: Any) -> None:
@@ -375,20 +374,12 @@ class KimiCoderLLM(FunctionCallingLLM):
         """The core client for the current settings: created on first use, rebuilt only when a
         connection setting changes; credentials are shared process-wide."""
         # Private attributes are read through ``__pydantic_private__`` directly (pydantic's
-        # ``__getattr__`` fallback costs ~5 us per read), and the full settings comparison of
-        # ``for_config`` is skipped while the raw settings are unchanged.
+        # ``__getattr__`` fallback costs ~5 us per read); ``for_config`` keeps the reuse check cheap.
         private = self.__pydantic_private__ or {}
-        client = private.get("_client")
-        api_key = private.get("_api_key")
-        headers = self.default_headers
-        key = (
-            api_key, self.credentials, self.base_url, self.user_agent, self.timeout,
-            self.max_retries, tuple(headers.items()) if headers else None,
-        )
-        if client is not None and key == private.get("_client_key"):
-            return client
-        client = self._client = KimiClient.for_config(client, self, api_key=api_key)
-        self._client_key = key
+        current = private.get("_client")
+        client = KimiClient.for_config(current, self, api_key=private.get("_api_key"))
+        if client is not current:
+            self._client = client
         return client
 
     def _get_transport(self) -> Transport:
