@@ -413,6 +413,21 @@ def _headers_dict(headers: httpx.Headers) -> dict[str, str]:
     return out
 
 
+_FRAMING_HEADERS = ("host", "content-length", "transfer-encoding")
+
+
+def _base_headers(
+    client: httpx.Client | httpx.AsyncClient, url: httpx.URL, headers: dict[str, str]
+) -> list[tuple[bytes, bytes]] | bool:
+    """``Host`` + the client's default headers updated with ours, as httpx orders them; False
+    when ours set a framing header themselves (then httpx's own path decides)."""
+    merged = httpx.Headers(client.headers)
+    merged.update(headers)
+    if any(name in merged for name in _FRAMING_HEADERS):
+        return False
+    return [(b"Host", url.netloc), *merged.raw]
+
+
 def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     if timeout is None:
         return DEFAULT_TIMEOUT
@@ -479,6 +494,7 @@ class Transport:
         self._timeout = _to_timeout(timeout)
         self.max_retries = int(max_retries)
         self._auth = KimiAuth(credential)
+        self._base_headers: dict[tuple[Any, ...], list[tuple[bytes, bytes]] | bool] = {}
 
     def __repr__(self) -> str:
         src = getattr(self.credential, "source", "?")
@@ -513,6 +529,46 @@ class Transport:
             headers["Content-Type"] = "application/json"
         return headers
 
+    def _build_request(
+        self,
+        client: httpx.Client | httpx.AsyncClient,
+        method: str,
+        url: str,
+        content: bytes | None,
+        headers: dict[str, str],
+    ) -> httpx.Request:
+        """The request ``client.build_request`` would make, from a cached header list.
+
+        httpx merges the client's default headers into ours and normalises every header three
+        times per request (~35 us, on the path to the first token). The merged list, ``Host``
+        included, is cached per client, URL and header set; only ``Content-Length`` is added per
+        call, in httpx's order, so the request is identical (tested). Cookies in the client's
+        jar, an empty body other than a GET's, or a caller-set framing header take httpx's own
+        path.
+        """
+        parsed = _parsed_url(url)
+        if not client.cookies.jar and (content or (content is None and method == "GET")):
+            key = (client, url, tuple(headers.items()))
+            base = self._base_headers.get(key)
+            if base is None:
+                if len(self._base_headers) >= 16:
+                    self._base_headers.clear()
+                base = self._base_headers[key] = _base_headers(client, parsed, headers)
+            if base:
+                if content:
+                    raw, body = [*base, (b"Content-Length", str(len(content)).encode())], content
+                else:
+                    raw, body = base, b""
+                request = httpx.Request(
+                    method, parsed, headers=raw, stream=httpx.ByteStream(body),
+                    extensions={"timeout": self._timeout.as_dict()},
+                )
+                request.read()  # as httpx does for in-memory bodies (auth may replay it)
+                return request
+        return client.build_request(
+            method, parsed, content=content, headers=headers, timeout=self._timeout
+        )
+
     def _source(self) -> str | None:
         try:
             return str(self.credential.source)
@@ -536,9 +592,7 @@ class Transport:
         content = _encode(body) if body is not None else None
         headers = self._request_headers(stream=stream, has_body=content is not None)
         while True:
-            request = client.build_request(
-                method, _parsed_url(url), content=content, headers=headers, timeout=self._timeout
-            )
+            request = self._build_request(client, method, url, content, headers)
             try:
                 response = client.send(request, auth=self._auth, stream=stream)
             except httpx.HTTPError as exc:
@@ -587,9 +641,7 @@ class Transport:
         content = _encode(body) if body is not None else None
         headers = self._request_headers(stream=stream, has_body=content is not None)
         while True:
-            request = client.build_request(
-                method, _parsed_url(url), content=content, headers=headers, timeout=self._timeout
-            )
+            request = self._build_request(client, method, url, content, headers)
             try:
                 response = await client.send(request, auth=self._auth, stream=stream)
             except httpx.HTTPError as exc:

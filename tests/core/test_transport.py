@@ -177,6 +177,45 @@ def test_default_headers_are_sent_but_cannot_replace_auth(emu: Emulator) -> None
     assert headers["x-extra"] == "1" and headers["authorization"] == f"Bearer {KEY}"
 
 
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("settings", [{}, {"default_headers": {"X-Extra": "1", "Accept": "x/y"}},
+                                      {"user_agent": "arg-agent/2.0", "timeout": 7.5},
+                                      {"default_headers": {"Host": "proxy.example"}}])
+async def test_requests_are_what_httpx_build_request_makes(stream: bool, settings: dict[str, Any]) -> None:
+    """The per-call header merge is cached; the request must stay identical to httpx's own."""
+    t = Transport(credential=StaticCredential(KEY), base_url="http://127.0.0.1:9/v1", **settings)
+    url = t._url("/chat/completions")
+    sync_client = transport_mod._get_sync_client()
+    async_client = await transport_mod._get_async_client()
+    for client in (sync_client, async_client):
+        for method, content in (("POST", b'{"a":1}'), ("POST", b""), ("POST", None), ("GET", None)):
+            headers = t._request_headers(stream=stream, has_body=content is not None)
+            for _ in range(2):  # the second call comes from the cache
+                ours = t._build_request(client, method, url, content, headers)
+                ref = client.build_request(method, url, content=content, headers=headers, timeout=t._timeout)
+                assert (ours.method, ours.url, ours.headers.raw, ours.extensions) == (
+                    ref.method, ref.url, ref.headers.raw, ref.extensions)
+                assert ours.content == ref.content  # read, so the auth flow can replay it
+            ours.headers["Authorization"] = "Bearer x"  # what the auth flow does
+            assert "authorization" not in t._build_request(client, method, url, content, headers).headers
+
+
+def test_cookies_set_by_the_server_are_sent_back(emu: Emulator, fake_clock: FakeClock,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sticky load-balancer cookie on a 429 must come back on the retry (httpx's own behaviour,
+    kept although requests are built without ``client.build_request`` on the fast path)."""
+    client = transport_mod._new_sync_client(transport_mod._ssl_context())
+    monkeypatch.setattr(transport_mod, "_sync_client", client)  # a private cookie jar
+    try:
+        emu.inject("chat", status=429, headers={"Retry-After": "0", "Set-Cookie": "lb=node-7; Path=/"})
+        assert make(emu).chat(BODY).data["choices"]
+        first, second = emu.requests_to("/chat/completions")[-2:]
+        assert "cookie" not in first.headers
+        assert second.headers["cookie"] == "lb=node-7"
+    finally:
+        client.close()
+
+
 def test_constructor_is_cheap_and_does_no_io() -> None:
     cred = StaticCredential("sk-x")
     Transport(credential=cred)

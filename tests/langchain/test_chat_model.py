@@ -348,6 +348,31 @@ def test_request_json_is_plain(scripted: Any) -> None:
     assert json.dumps(_chat_bodies(emu)[0]["messages"]) == '[{"role": "user", "content": "ab"}]'
 
 
+@pytest.mark.parametrize("form", ["messages", "mixed", "tuples", "string", "prompt_value"])
+def test_every_input_form_sends_the_same_conversation(scripted: Any, form: str) -> None:
+    """A list of messages skips LangChain's re-validation; every other form takes its path.
+    Each must reach the server as the same two user/assistant turns."""
+    from langchain_core.prompt_values import ChatPromptValue
+
+    emu, make = scripted(Turn(content="x"), Turn(content="x"))
+    turns = [HumanMessage("hi"), AIMessage("hello"), HumanMessage("again")]
+    inputs: dict[str, Any] = {
+        "messages": turns,
+        "mixed": [turns[0], {"role": "assistant", "content": "hello"}, ("human", "again")],
+        "tuples": [("human", "hi"), ("ai", "hello"), ("human", "again")],
+        "string": "again",
+        "prompt_value": ChatPromptValue(messages=turns),
+    }
+    llm = make()
+    llm.invoke(inputs[form])
+    list(llm.stream(inputs[form]))
+    expected = [{"role": "user", "content": "again"}] if form == "string" else [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "again"}]
+    for body in _chat_bodies(emu):
+        assert [{k: m[k] for k in ("role", "content")} for m in body["messages"]] == expected
+
+
 def test_model_copy_with_new_base_url_uses_new_server(model_kwargs: dict) -> None:
     with Emulator(api_keys=[API_KEY]) as other:
         llm = ChatKimiCoder(**model_kwargs)
