@@ -172,12 +172,18 @@ class Raw:
                                 frags.append(fn["arguments"])
         return {"name": name, "args": loads("".join(frags))}
 
+    #: read each stream to its end after [DONE], so the connection goes back to the pool
+    drain = True
+
+    def _new_aclient(self) -> Any:
+        """The same pool limits as kimi-coder, so both sides keep the same connections (README)."""
+        from kimi_coder_auth.transport import LIMITS
+
+        return self._httpx.AsyncClient(timeout=60, limits=LIMITS)
+
     async def astream(self, text: str) -> int:
         if self.aclient is None:
-            # the same pool limits as kimi-coder, so both sides keep the same connections (README)
-            from kimi_coder_auth.transport import LIMITS
-
-            self.aclient = self._httpx.AsyncClient(timeout=60, limits=LIMITS)
+            self.aclient = self._new_aclient()
         loads = json.loads
         n = 0
         async with self.aclient.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
@@ -187,8 +193,9 @@ class Raw:
                 if line.startswith("data: "):
                     data = line[6:]
                     if data == "[DONE]":
-                        async for _ in lines:  # read to the end, so the connection is reused
-                            pass
+                        if self.drain:
+                            async for _ in lines:
+                                pass
                         break
                     obj = loads(data)
                     if obj["choices"]:
@@ -204,24 +211,10 @@ class RawReconnecting(Raw):
     a reconnect is cheaper than httpcore's bookkeeping for 50 pooled idle connections; on the
     real service each one is a TLS handshake. Shown for information only."""
 
-    async def astream(self, text: str) -> int:
-        if self.aclient is None:
-            self.aclient = self._httpx.AsyncClient(timeout=60, limits=self._httpx.Limits(max_connections=200))
-        loads = json.loads
-        n = 0
-        async with self.aclient.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
-            r.raise_for_status()
-            async for line in r.aiter_lines():
-                if line.startswith("data: "):
-                    data = line[6:]
-                    if data == "[DONE]":
-                        break
-                    obj = loads(data)
-                    if obj["choices"]:
-                        delta = obj["choices"][0]["delta"]
-                        if delta.get("content") or delta.get("reasoning_content"):
-                            n += 1
-        return n
+    drain = False
+
+    def _new_aclient(self) -> Any:
+        return self._httpx.AsyncClient(timeout=60, limits=self._httpx.Limits(max_connections=200))
 
 
 # ----------------------------------------------------------------------------- LangChain clients
