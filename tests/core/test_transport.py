@@ -181,21 +181,32 @@ def test_default_headers_are_sent_but_cannot_replace_auth(emu: Emulator) -> None
 @pytest.mark.parametrize("settings", [{}, {"default_headers": {"X-Extra": "1", "Accept": "x/y"}},
                                       {"user_agent": "arg-agent/2.0", "timeout": 7.5},
                                       {"default_headers": {"Host": "proxy.example"}}])
-async def test_requests_are_what_httpx_build_request_makes(stream: bool, settings: dict[str, Any]) -> None:
-    """The per-call header merge is cached; the request must stay identical to httpx's own."""
+async def test_requests_are_what_httpx_build_request_makes(stream: bool, settings: dict[str, Any],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-call header merge is cached; the request must stay identical to httpx's own, and
+    the cached path must really be the one taken (a caller-set Host header is the exception)."""
     t = Transport(credential=StaticCredential(KEY), base_url="http://127.0.0.1:9/v1", **settings)
     url = t._url("/chat/completions")
     sync_client = transport_mod._get_sync_client()
     async_client = await transport_mod._get_async_client()
     for client in (sync_client, async_client):
+        reference = client.build_request
         for method, content in (("POST", b'{"a":1}'), ("POST", b""), ("POST", None), ("GET", None)):
             headers = t._request_headers(stream=stream, has_body=content is not None)
+            fast = "default_headers" not in settings or "Host" not in settings["default_headers"]
+            fast = fast and (bool(content) or (content is None and method == "GET"))
+            if fast:
+                def refuse(*args: Any, **kwargs: Any) -> httpx.Request:
+                    raise AssertionError("the cached path should have built this request")
+                monkeypatch.setattr(client, "build_request", refuse)
             for _ in range(2):  # the second call comes from the cache
                 ours = t._build_request(client, method, url, content, headers)
-                ref = client.build_request(method, url, content=content, headers=headers, timeout=t._timeout)
+                ref = reference(method, url, content=content, headers=headers, timeout=t._timeout)
                 assert (ours.method, ours.url, ours.headers.raw, ours.extensions) == (
                     ref.method, ref.url, ref.headers.raw, ref.extensions)
                 assert ours.content == ref.content  # read, so the auth flow can replay it
+                assert b"".join(ours.stream) == b"".join(ref.stream)  # type: ignore[arg-type]
+            monkeypatch.undo()
             ours.headers["Authorization"] = "Bearer x"  # what the auth flow does
             assert "authorization" not in t._build_request(client, method, url, content, headers).headers
 
