@@ -494,7 +494,9 @@ class Transport:
         self._timeout = _to_timeout(timeout)
         self.max_retries = int(max_retries)
         self._auth = KimiAuth(credential)
-        self._base_headers: dict[tuple[Any, ...], list[tuple[bytes, bytes]] | bool] = {}
+        self._base_headers: weakref.WeakKeyDictionary[
+            Any, dict[tuple[Any, ...], list[tuple[bytes, bytes]] | bool]
+        ] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         src = getattr(self.credential, "source", "?")
@@ -548,12 +550,15 @@ class Transport:
         """
         parsed = _parsed_url(url)
         if not client.cookies.jar and (content or (content is None and method == "GET")):
-            key = (client, url, tuple(headers.items()))
-            base = self._base_headers.get(key)
+            cache = self._base_headers.get(client)
+            if cache is None:  # held weakly: a closed per-loop client is not kept alive
+                cache = self._base_headers[client] = {}
+            key = (url, tuple(headers.items()))
+            base = cache.get(key)
             if base is None:
-                if len(self._base_headers) >= 16:
-                    self._base_headers.clear()
-                base = self._base_headers[key] = _base_headers(client, parsed, headers)
+                if len(cache) >= 16:
+                    cache.clear()
+                base = cache[key] = _base_headers(client, parsed, headers)
             if base:
                 if content:
                     raw, body = [*base, (b"Content-Length", str(len(content)).encode())], content

@@ -211,6 +211,23 @@ async def test_requests_are_what_httpx_build_request_makes(stream: bool, setting
             assert "authorization" not in t._build_request(client, method, url, content, headers).headers
 
 
+def test_the_header_cache_does_not_keep_clients_alive() -> None:
+    """Per-event-loop clients come and go; the cache must not hold closed ones."""
+    import gc
+    import weakref
+
+    t = Transport(credential=StaticCredential(KEY), base_url="http://127.0.0.1:9/v1")
+    client = transport_mod._new_sync_client(transport_mod._ssl_context())
+    headers = t._request_headers(stream=True, has_body=True)
+    t._build_request(client, "POST", t._url("/chat/completions"), b"{}", headers)
+    assert len(t._base_headers) == 1
+    gone = weakref.ref(client)
+    client.close()
+    del client
+    gc.collect()
+    assert gone() is None and len(t._base_headers) == 0
+
+
 def test_cookies_set_by_the_server_are_sent_back(emu: Emulator, fake_clock: FakeClock,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A sticky load-balancer cookie on a 429 must come back on the retry (httpx's own behaviour,
