@@ -63,10 +63,14 @@ def _decode(raw: bytes) -> tuple[OAuthToken, None] | tuple[None, str]:
     except json.JSONDecodeError as exc:
         problem = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         return None, problem
+    except RecursionError:
+        return None, "nested too deeply to be a credential file"
+    except ValueError:  # an integer longer than Python's int/str conversion limit (4300 digits)
+        return None, "holds a number too long to read"
     try:
         return OAuthToken.from_file_dict(value), None
-    except ValueError as exc:
-        problem = str(exc)
+    except (ValueError, OverflowError, RecursionError) as exc:
+        problem = str(exc) if isinstance(exc, ValueError) else "a field is out of range"
         return None, problem
 
 
@@ -146,7 +150,7 @@ class FileTokenStore:
         try:
             with open(self.path, "rb") as fh:
                 value = json.loads(fh.read().decode("utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # unreadable or corrupt: nothing to keep
             return {}
         if not isinstance(value, dict):
             return {}

@@ -63,7 +63,7 @@ class KimiCodeStore(FileTokenStore):
             marker = json.loads(
                 (self.path.parent / f"{self.token_name}.removed").read_text("utf-8")
             )
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return False
         digest = marker.get("file_digest") if isinstance(marker, dict) else None
         return isinstance(digest, str) and digest == hashlib.sha256(raw).hexdigest()
