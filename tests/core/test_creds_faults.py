@@ -169,9 +169,8 @@ def test_unwritable_folder_spends_no_refresh_token_and_keeps_the_login(
     old = seed(store, emu, -10)
     before = store.path.read_bytes()
     cred = OAuthCredential(store)
-    with immutable(store.path.parent):
-        with pytest.raises(CredentialStoreUnwritable) as info:
-            cred.get_token()
+    with immutable(store.path.parent), pytest.raises(CredentialStoreUnwritable) as info:
+        cred.get_token()
     text = str(info.value)
     assert emu.counts["refresh"] == 0  # the refresh token was not spent
     assert store.path.read_bytes() == before
@@ -303,3 +302,139 @@ def test_rejected_refresh_whose_revoked_marker_cannot_be_written_says_both(
     assert "revoked marker could not be written" in text and str(store.path) in text
     assert "Operation not permitted" in text
     no_secret_in(text, "AT-CANARY-f", "RT-CANARY-f")
+
+
+# ---------------------------------------------------------------------------- item 8: killed writers
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def kill_mid_refresh(store_cls: type) -> Path:
+    """A worker refreshes (the server rotates the refresh token) and is SIGKILLed before its rename."""
+    proc = spawn("refresh-pause", STORE_NAMES[store_cls])
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("PAUSED"), proc.stderr.read()  # type: ignore[union-attr]
+        proc.kill()
+    finally:
+        proc.wait(timeout=10)
+    return Path(line.split()[1])
+
+
+def dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+@posix_only
+@pytest.mark.parametrize("store_cls", STORES)
+def test_next_use_restores_the_rotated_login_a_killed_writer_left_in_its_temp_file(
+    emu: Emulator, store_cls: type
+) -> None:
+    store = store_cls()
+    old = seed(store, emu, -10)
+    temp = kill_mid_refresh(store_cls)
+    assert emu.counts["refresh"] == 1
+    left = json.loads(temp.read_text())
+    assert json.loads(store.path.read_text())["refresh_token"] == old["refresh_token"]  # dead now
+    # a Kimi Code killed holder leaves its lock directory: we wait for it to go stale (5 s)
+    token = OAuthCredential(store).get_token()
+    assert token == Secret(left["access_token"])
+    assert emu.counts["refresh"] == 1 and emu.counts["refresh_rejected"] == 0
+    assert json.loads(store.path.read_text()) == left
+    assert store.interrupted_writes() == [] and not temp.exists()
+    assert [p.name for p in store.path.parent.iterdir() if ".tmp" in p.name] == []
+
+
+@posix_only
+def test_kimi_code_revoked_marker_over_a_killed_writers_login_is_recovered(
+    emu: Emulator,
+) -> None:
+    store = KimiCodeStore()
+    old = seed(store, emu, -10)
+    temp = kill_mid_refresh(KimiCodeStore)
+    left = json.loads(temp.read_text())
+    # the next client used the dead refresh token, was rejected and wrote the revoked marker
+    store.mark_revoked(OAuthToken.from_file_dict(old))
+    with pytest.raises(ReauthRequired) as info:
+        store.read()
+    assert str(temp) in str(info.value)
+    no_secret_in(str(info.value), left["access_token"], left["refresh_token"])
+    cred = sources.resolve_credential()  # discovery does not skip it as revoked
+    assert cred.get_token() == Secret(left["access_token"])
+    assert cred.source == "kimi-code"
+    assert json.loads(store.path.read_text()) == left and not temp.exists()
+    assert emu.counts["refresh"] == 1
+
+
+@posix_only
+@pytest.mark.parametrize("store_cls", STORES)
+def test_dead_writers_leftovers_that_are_not_newer_are_removed_live_ones_kept(
+    emu: Emulator, store_cls: type
+) -> None:
+    store = store_cls()
+    seed(store, emu, -10)
+    folder, name, pid = store.path.parent, store.path.name, dead_pid()
+    partial = folder / f".{name}.{pid}.abcd1234.tmp"
+    partial.write_text('{"access_token": "AT-CANARY-partial", "refre')
+    older = folder / f"{name}.tmp.{pid}.0badc0de"
+    older.write_text(json.dumps(login_dict(at="AT-CANARY-old", rt="RT-CANARY-old", left=-5000)))
+    live = folder / f".{name}.{os.getpid()}.zzzz9999.tmp"  # a write in progress: never touched
+    live.write_text(json.dumps(login_dict(at="AT-CANARY-live", rt="RT-CANARY-live")))
+    token = OAuthCredential(store).get_token()
+    assert emu.counts["refresh"] == 1 and emu.is_access_valid(token.reveal())
+    assert not partial.exists() and not older.exists()
+    assert live.exists()
+
+
+def test_a_leftover_never_replaces_a_missing_or_corrupt_file(isolated_home: Path) -> None:
+    store = KimiCliStore()
+    store.path.parent.mkdir(parents=True)
+    stray = store.path.parent / f".{store.path.name}.{dead_pid()}.abcd1234.tmp"
+    stray.write_text(json.dumps(login_dict()))
+    assert store.recover_interrupted_write() is None  # missing: logged out, stays logged out
+    store.path.write_bytes(b"{")
+    assert store.recover_interrupted_write() is None
+    assert store.path.read_bytes() == b"{" and stray.exists()
+
+
+# ---------------------------------------------------------------------------- item 9: Kimi Code's stale rule
+
+
+@posix_only
+def test_kimi_code_lock_of_a_killed_holder_is_taken_over_by_kimi_codes_5_s_rule(
+    isolated_home: Path,
+) -> None:
+    """proper-lockfile (stale: 5000): a lock directory is abandoned once its mtime is > 5 s old."""
+    store = KimiCodeStore()
+    lock_dir = store.lock_target.parent / f"{store.lock_target.name}.lock"
+    proc = spawn("hold-our-lock", "kimi-code", "60")
+    try:
+        assert proc.stdout.readline().startswith("LOCKED")  # type: ignore[union-attr]
+        proc.kill()
+    finally:
+        proc.wait(timeout=10)
+    assert lock_dir.is_dir()  # a killed holder cannot remove it
+    last_touch = lock_dir.stat().st_mtime
+    with store.lock(15):
+        taken_at = time.time()
+    assert taken_at >= last_touch + 5.0  # never taken over while fresh
+    assert not lock_dir.exists()
+    # the boundary, without waiting: 4.5 s old is still held (fail closed), 5.5 s old is abandoned
+    lock_dir.mkdir()
+    os.utime(lock_dir, (time.time() - 4.5,) * 2)
+    with pytest.raises(CredentialBusy), store.lock(0.1):
+        pass
+    assert lock_dir.is_dir()
+    os.utime(lock_dir, (time.time() - 5.5,) * 2)
+    with store.lock(0.1):
+        pass
+    assert not lock_dir.exists()
