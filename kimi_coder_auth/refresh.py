@@ -19,9 +19,9 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from . import clock
+from .credential import Credential, CredentialStatus
 from .errors import (
     CredentialError,
     CredentialStoreUnwritable,
@@ -54,41 +54,12 @@ BUSY_HOLD = 5.0  # serve the current token this long after finding the lock busy
 
 
 @dataclass(frozen=True)
-class CredentialStatus:
-    """What `kimi-coder status` shows about a credential; never contains a token."""
-
-    source: str
-    location: str | None
-    expires_at: float | None
-    refreshable: bool
-    detail: str
-
-
-@dataclass(frozen=True)
 class _Unsaved:
     """A rotated login the store could not save: this process holds its only valid copy."""
 
     token: OAuthToken
     replaced: Secret  # the refresh token it replaced (now dead at the server)
     os_error: str
-
-
-@runtime_checkable
-class Credential(Protocol):
-    """Anything that can hand out a bearer token (see docs/ARCHITECTURE.md, "Credentials")."""
-
-    @property
-    def source(self) -> str: ...
-
-    def get_token(self) -> Secret: ...
-
-    async def aget_token(self) -> Secret: ...
-
-    def on_unauthorized(self, rejected: Secret) -> Secret | None: ...
-
-    async def aon_unauthorized(self, rejected: Secret) -> Secret | None: ...
-
-    def describe(self) -> CredentialStatus: ...
 
 
 # Refresh tokens the server rejected, process-wide (as kimi-cli does): key -> retry-after (epoch).

@@ -50,6 +50,8 @@ class TokenStore(Protocol):
 
     def recover_interrupted_write(self) -> Path | None: ...
 
+    def interrupted_writes(self) -> list[Path]: ...
+
 
 def _writer_alive(pid: int) -> bool:
     """Is process `pid` still running? (POSIX; a pid we cannot signal belongs to a live process.)"""
