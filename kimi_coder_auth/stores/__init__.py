@@ -25,6 +25,7 @@ __all__ = ["FileTokenStore", "KimiCliStore", "KimiCodeStore", "TokenStore", "sto
 logger = logging.getLogger("kimi_coder_auth.stores")
 
 PROBE_MIN_BYTES = 4096  # a refreshed file is a few hundred bytes; probe with room to spare
+PROBE_MAX_BYTES = 1 << 20
 
 
 @runtime_checkable
@@ -215,7 +216,7 @@ class FileTokenStore:
         """
         path = self.path
         try:
-            size = max(PROBE_MIN_BYTES, 2 * os.stat(path).st_size)
+            size = min(max(PROBE_MIN_BYTES, 2 * os.stat(path).st_size), PROBE_MAX_BYTES)
         except OSError:
             size = PROBE_MIN_BYTES
         try:
