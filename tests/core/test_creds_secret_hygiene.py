@@ -22,6 +22,7 @@ from kimi_coder_auth import refresh as refresh_mod
 from kimi_coder_auth._redact import REDACTED, redact
 from kimi_coder_auth.device import DeviceAuthorization, DeviceFlow
 from kimi_coder_auth.emulator import Emulator
+from kimi_coder_auth.error_mapping import error_from_response
 from kimi_coder_auth.errors import (
     CredentialFileCorrupt,
     CredentialStoreUnwritable,
@@ -41,8 +42,8 @@ from kimi_coder_auth.oauth import (
 from kimi_coder_auth.refresh import OAuthCredential
 from kimi_coder_auth.secret import Secret
 from kimi_coder_auth.stores import KimiCliStore, KimiCodeStore
+from kimi_coder_auth.streams import _json_instead_of_stream
 from kimi_coder_auth.token import OAuthToken
-from kimi_coder_auth.transport import _json_instead_of_stream, error_from_response
 
 OURS = ("kimi_coder_auth",)
 
