@@ -29,6 +29,7 @@ from .errors import (
     ServerError,
     UserAgentRejectedError,
 )
+from .secret import Secret
 
 __all__ = ["error_from_response", "parse_retry_after"]
 
@@ -81,7 +82,7 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def _extract_error(
-    content: bytes, secrets: tuple[str, ...] = ()
+    content: bytes, secrets: tuple[Secret, ...] = ()
 ) -> tuple[str | None, str | None]:
     """(message, type) from an error body: ``{"error": {...}}``, ``{"error": "..."}``, text.
 
@@ -110,26 +111,26 @@ def _extract_error(
     return (message if isinstance(message, str) else None), etype
 
 
-def _sent_secrets(response: httpx.Response) -> tuple[str, ...]:
+def _sent_secrets(response: httpx.Response) -> tuple[Secret, ...]:
     """The credentials the request carried (bearer token, ``x-api-key``), to scrub from any
-    server text that echoes them."""
+    server text that echoes them; as `Secret` so no frame local or repr shows them."""
     try:
         headers = response.request.headers
     except RuntimeError:  # a Response built by hand has no request
         return ()
-    out: list[str] = []
+    out: list[Secret] = []
     value = headers.get("authorization")
     if value:
         scheme, _, token = value.partition(" ")
         token = token.strip()
-        out.append(token if scheme.lower() == "bearer" and token else value)
+        out.append(Secret(token if scheme.lower() == "bearer" and token else value))
     key = headers.get("x-api-key")
     if key and key.strip():
-        out.append(key.strip())
+        out.append(Secret(key.strip()))
     return tuple(out)
 
 
-def _sent_token(response: httpx.Response) -> str | None:
+def _sent_token(response: httpx.Response) -> Secret | None:
     """The bearer token (or API key) the request carried, if any."""
     secrets = _sent_secrets(response)
     return secrets[0] if secrets else None

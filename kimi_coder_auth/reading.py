@@ -16,6 +16,7 @@ from . import clock
 from ._redact import redact
 from .errors import APITimeoutError, KimiCoderError
 from .limits import too_large
+from .secret import Secret
 
 __all__ = ["aread_body", "attempt_timeout", "deadline_error", "read_body", "scrub_error"]
 
@@ -94,7 +95,7 @@ async def aread_body(
     return content
 
 
-def scrub_error(exc: BaseException, secrets: tuple[str, ...]) -> None:
+def scrub_error(exc: BaseException, secrets: tuple[Secret, ...]) -> None:
     """Remove ``secrets`` from an error's message, hint, error type and args, in place."""
     if not secrets or not isinstance(exc, KimiCoderError):
         return

@@ -26,6 +26,7 @@ from .http_pool import _headers_dict
 from .limits import too_large
 from .reading import aread_body, deadline_error, read_body, scrub_error
 from .retries import _backoff
+from .secret import Secret
 from .sse import aiter_chunks, iter_chunks
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ class ChatStream:
         self._yielded = False
         self._closed = False
         self._clock: _StreamClock | None = None
-        self._secrets: tuple[str, ...] = ()
+        self._secrets: tuple[Secret, ...] = ()
         self.trace_id: str | None = None
         self.request_id: str | None = None
         self.headers: dict[str, str] = {}
@@ -298,7 +299,7 @@ class AsyncChatStream:
         self._yielded = False
         self._closed = False
         self._clock: _StreamClock | None = None
-        self._secrets: tuple[str, ...] = ()
+        self._secrets: tuple[Secret, ...] = ()
         self.trace_id: str | None = None
         self.request_id: str | None = None
         self.headers: dict[str, str] = {}
