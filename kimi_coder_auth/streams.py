@@ -101,6 +101,13 @@ class _StreamClock:
         return deadline_error("The stream's next event", d.between_events)
 
 
+def _scrubbed(exc: KimiCoderError, secrets: tuple[Secret, ...]) -> KimiCoderError:
+    """``exc`` with the sent credentials scrubbed, and without the decoder's frames in its
+    traceback: their locals hold the raw server bytes, which may echo a credential."""
+    scrub_error(exc, secrets)
+    return exc.with_traceback(None)
+
+
 def _stream_too_large(cap: int) -> KimiCoderError:
     return too_large("a stream", cap, "max_stream_bytes= (or KIMI_CODER_MAX_STREAM_BYTES)")
 
@@ -215,11 +222,12 @@ class ChatStream:
             if self._retry_before_first_chunk():
                 return self.__next__()
             self.close()
-            scrub_error(exc, self._secrets)
-            raise
-        except BaseException as exc:
+            raise _scrubbed(exc, self._secrets) from exc.__cause__
+        except KimiCoderError as exc:
             self.close()
-            scrub_error(exc, self._secrets)
+            raise _scrubbed(exc, self._secrets) from exc.__cause__
+        except BaseException:
+            self.close()
             raise
         self._yielded = True
         times = self._clock
@@ -380,11 +388,12 @@ class AsyncChatStream:
                 if await self._retry_before_first_chunk():
                     continue
                 await self.aclose()
-                scrub_error(exc, self._secrets)
-                raise
-            except BaseException as exc:
+                raise _scrubbed(exc, self._secrets) from exc.__cause__
+            except KimiCoderError as exc:
                 await self.aclose()
-                scrub_error(exc, self._secrets)
+                raise _scrubbed(exc, self._secrets) from exc.__cause__
+            except BaseException:
+                await self.aclose()
                 raise
             self._yielded = True
             times = self._clock
