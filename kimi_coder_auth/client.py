@@ -56,10 +56,14 @@ class KimiClient:
         timeout: float | None = None,
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        first_event_timeout: float | None = None,
+        event_timeout: float | None = None,
     ) -> None:
         self.api_key = _secret(api_key)
         self.settings = _settings(
-            self.api_key, credentials, base_url, user_agent, timeout, max_retries, default_headers
+            self.api_key, credentials, base_url, user_agent, timeout, max_retries, default_headers,
+            deadline, first_event_timeout, event_timeout,
         )
         self._transport: Transport | None = None
         self._models_failed_at: float | None = None
@@ -87,7 +91,8 @@ class KimiClient:
     ) -> KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
-        ``default_headers``), so both adapters map their settings the same way.
+        ``default_headers``, ``deadline``, ``first_event_timeout``, ``event_timeout``), so both
+        adapters map their settings the same way.
 
         This runs on every request, so while the raw field values are unchanged (headers compared
         by content, catching in-place edits) ``current`` is returned without rebuilding the
@@ -101,13 +106,16 @@ class KimiClient:
             config.timeout,
             config.max_retries,
             tuple(headers.items()) if headers else None,
+            getattr(config, "deadline", None),
+            getattr(config, "first_event_timeout", None),
+            getattr(config, "event_timeout", None),
         )
         if current is not None and current._config_key == raw:
             return current
         client = cls.reuse(
             current,
             api_key=api_key,
-            **{name: getattr(config, name) for name, _ in _SETTING_DEFAULTS},
+            **{name: getattr(config, name, default) for name, default in _SETTING_DEFAULTS},
         )
         client._config_key = raw
         return client
@@ -135,7 +143,8 @@ class KimiClient:
         from .sources import resolve_credential
         from .transport import Transport
 
-        _, credentials, base_url, user_agent, timeout, max_retries, headers = self.settings
+        _, credentials, base_url, user_agent, timeout, max_retries, headers, *deadlines = self.settings
+        deadline, first_event_timeout, event_timeout = deadlines
         return Transport(
             credential=resolve_credential(api_key=self.api_key, credentials=credentials),
             base_url=base_url,
@@ -143,6 +152,9 @@ class KimiClient:
             timeout=timeout,
             max_retries=max_retries,
             default_headers=dict(headers) if headers else None,
+            deadline=deadline,
+            first_event_timeout=first_event_timeout,
+            event_timeout=event_timeout,
         )
 
     # ------------------------------------------------------------------ model info
@@ -207,6 +219,9 @@ _SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("timeout", None),
     ("max_retries", 2),
     ("default_headers", None),
+    ("deadline", None),
+    ("first_event_timeout", None),
+    ("event_timeout", None),
 )
 
 
@@ -218,8 +233,14 @@ def _settings(
     timeout: float | None,
     max_retries: int,
     default_headers: Mapping[str, str] | None,
+    deadline: float | None = None,
+    first_event_timeout: float | None = None,
+    event_timeout: float | None = None,
 ) -> tuple[Any, ...]:
     headers: Sequence[tuple[str, str]] = (
         tuple(sorted(default_headers.items())) if default_headers else ()
     )
-    return (api_key, credentials, base_url, user_agent, timeout, max_retries, headers)
+    return (
+        api_key, credentials, base_url, user_agent, timeout, max_retries, headers,
+        deadline, first_event_timeout, event_timeout,
+    )

@@ -278,7 +278,19 @@ class KimiCoderLLM(FunctionCallingLLM):
         default=None, gt=0, description="Override the context window; None = model catalogue."
     )
     timeout: float | None = Field(
-        default=None, description="Request timeout in seconds; None = the transport's default."
+        default=None,
+        description="Timeout of each network step in seconds; None = connect 10 s, read 300 s.",
+    )
+    deadline: float | None = Field(
+        default=None,
+        description="Whole-call deadline in seconds, retries included; None = the read timeout "
+        "for chat/complete, no total bound for streams.",
+    )
+    first_event_timeout: float | None = Field(
+        default=None, description="Streams: seconds to the first event; None = the read timeout."
+    )
+    event_timeout: float | None = Field(
+        default=None, description="Streams: longest gap between events; None = the read timeout."
     )
     max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/connection errors.")
     user_agent: str | None = Field(

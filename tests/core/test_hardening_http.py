@@ -68,9 +68,9 @@ def test_a_named_error_event_and_a_non_json_preview_are_scrubbed_before_truncati
     events = [CHUNK, b"data: " + b"x" * (190) + token.encode() + b" trailing\n\n"]
     named = [b"event: error\ndata: {\"message\": \"" + b"y" * 280 + token.encode() + b"\"}\n\n"]
     for evts in (events, named):
-        with HostileServer(lambda conn, req, e=evts: conn.sendall(sse_answer(e))) as srv:
-            with pytest.raises(StreamError) as info:
-                list(make(srv.base_url, token).stream_chat(BODY))
+        server = HostileServer(lambda conn, req, e=evts: conn.sendall(sse_answer(e)))
+        with server as srv, pytest.raises(StreamError) as info:
+            list(make(srv.base_url, token).stream_chat(BODY))
         text = _texts(info.value)
         assert token not in text and token[:12] not in text and token[-12:] not in text, text
 
@@ -82,9 +82,8 @@ def test_a_non_json_error_body_is_scrubbed_before_its_preview_is_cut() -> None:
     def handler(conn: socket.socket, request: Request) -> None:
         conn.sendall(head(400, {"Content-Type": "text/plain", "Content-Length": str(len(body))}) + body)
 
-    with HostileServer(handler) as srv:
-        with pytest.raises(APIError) as info:
-            make(srv.base_url, token).chat(BODY)
+    with HostileServer(handler) as srv, pytest.raises(APIError) as info:
+        make(srv.base_url, token).chat(BODY)
     assert token[:12] not in _texts(info.value)
 
 
@@ -117,9 +116,8 @@ def _html(conn: socket.socket, request: Request) -> None:
 
 
 def test_an_html_page_answering_a_stream_is_reported_once_as_such() -> None:
-    with HostileServer(_html) as srv:
-        with pytest.raises(StreamError) as info:
-            list(make(srv.base_url, max_retries=3).stream_chat(BODY))
+    with HostileServer(_html) as srv, pytest.raises(StreamError) as info:
+        list(make(srv.base_url, max_retries=3).stream_chat(BODY))
     assert not isinstance(info.value, StreamInterruptedError)
     assert "web page" in str(info.value) and "[DONE]" not in str(info.value)
     assert len(srv.requests) == 1
@@ -153,9 +151,8 @@ def _broken_body(conn: socket.socket, request: Request) -> None:
 
 
 def test_a_post_whose_answer_broke_mid_read_is_not_sent_again() -> None:
-    with HostileServer(_broken_body) as srv:
-        with pytest.raises(APIConnectionError) as info:
-            make(srv.base_url, max_retries=3).chat(BODY)
+    with HostileServer(_broken_body) as srv, pytest.raises(APIConnectionError) as info:
+        make(srv.base_url, max_retries=3).chat(BODY)
     assert len(srv.requests) == 1
     assert "may already have processed" in str(info.value)
 

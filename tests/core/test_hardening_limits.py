@@ -53,9 +53,8 @@ def _bomb_handler(stream: bool, size: int) -> Any:
 
 
 def test_a_gzip_bomb_answering_a_chat_is_cut_at_the_body_cap() -> None:
-    with HostileServer(_bomb_handler(False, 64 * MiB)) as srv:
-        with pytest.raises(ResponseTooLargeError) as info:
-            make(srv.base_url, max_response_bytes=1 * MiB).chat(BODY)
+    with HostileServer(_bomb_handler(False, 64 * MiB)) as srv, pytest.raises(ResponseTooLargeError) as info:
+        make(srv.base_url, max_response_bytes=1 * MiB).chat(BODY)
     assert "1,048,576 bytes" in str(info.value) and "max_response_bytes" in str(info.value)
     assert len(srv.requests) == 1  # not retried
 
@@ -70,9 +69,9 @@ async def test_async_chat_and_get_requests_have_the_body_cap_too(monkeypatch: py
 
 
 def test_a_gzip_bomb_stream_is_cut_at_the_stream_cap_and_not_retried() -> None:
-    with HostileServer(_bomb_handler(True, 64 * MiB)) as srv:
-        with pytest.raises(ResponseTooLargeError) as info:
-            list(make(srv.base_url, max_stream_bytes=2 * MiB, max_retries=3).stream_chat(BODY))
+    server = HostileServer(_bomb_handler(True, 64 * MiB))
+    with server as srv, pytest.raises(ResponseTooLargeError) as info:
+        list(make(srv.base_url, max_stream_bytes=2 * MiB, max_retries=3).stream_chat(BODY))
     assert "max_stream_bytes" in str(info.value)
     assert len(srv.requests) == 1
 
@@ -255,3 +254,25 @@ def test_a_healthy_slow_stream_is_not_cut_by_the_defaults() -> None:
     with HostileServer(handler) as srv:
         chunks = list(make(srv.base_url, timeout=1.0).stream_chat(BODY))  # 1.2 s in all: fine
     assert len(chunks) == 6 and done.is_set()
+
+
+def test_both_adapters_take_the_deadlines_as_parameters() -> None:
+    from langchain_core.exceptions import ModelTimeoutError
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from langchain_kimi_coder import ChatKimiCoder
+    from llama_index_kimi_coder import KimiCoderLLM
+
+    with HostileServer(_trickle_json) as srv:
+        model = ChatKimiCoder(api_key=KEY, base_url=srv.base_url, timeout=60, deadline=1.0)
+        start = time.monotonic()
+        with pytest.raises(ModelTimeoutError):
+            model.invoke("hi")
+        assert time.monotonic() - start < TRICKLE_SECONDS / 2
+    with HostileServer(_keepalives) as srv:
+        llm = KimiCoderLLM(api_key=KEY, base_url=srv.base_url, timeout=60, event_timeout=1.0)
+        with pytest.raises(APITimeoutError, match="next event"):
+            list(llm.stream_chat([ChatMessage(role="user", content="hi")]))
+        model = ChatKimiCoder(api_key=KEY, base_url=srv.base_url, first_event_timeout=30, event_timeout=1.0)
+        with pytest.raises(APITimeoutError, match="next event"):
+            list(model.stream("hi"))
