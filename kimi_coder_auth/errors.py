@@ -35,6 +35,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ReauthRequired",
+    "RegionError",
     "ServerError",
     "SourceAttempt",
     "StreamError",
@@ -173,6 +174,10 @@ class DeviceLoginTimeout(DeviceLoginError):
 
 
 # --------------------------------------------------------------------------- transport
+
+
+class RegionError(KimiCoderError, ValueError):
+    """An unknown or contradictory region setting (`region=`, `KIMI_CODER_REGION`, `--region`)."""
 
 
 class InsecureTransportError(KimiCoderError):

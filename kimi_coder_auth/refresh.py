@@ -28,7 +28,7 @@ from .errors import (
     ReauthRequired,
     SourceAttempt,
 )
-from .oauth import RefreshRejected, refresh_access_token
+from .oauth import RefreshRejected, oauth_host, refresh_access_token
 from .secret import Secret
 from .stores import TokenStore
 from .token import MANDATORY_WINDOW, OAuthToken
@@ -60,6 +60,9 @@ class CredentialStatus:
     expires_at: float | None
     refreshable: bool
     detail: str
+    region: str | None = None  # the endpoint discovery used: region, OAuth host, login slot
+    oauth_host: str | None = None
+    slot: str | None = None
 
 
 @runtime_checkable
@@ -194,7 +197,8 @@ class OAuthCredential:
         try:
             token = self.store.read()
         except ReauthRequired as exc:
-            return CredentialStatus(self.source, location, None, False, f"revoked: {exc.message}")
+            detail = f"revoked: {exc.message} Next step: {exc.hint}"
+            return CredentialStatus(self.source, location, None, False, detail)
         except CredentialsUnavailable as exc:  # pragma: no cover - defensive
             return CredentialStatus(self.source, location, None, False, exc.message)
         except Exception as exc:  # CredentialFileCorrupt and friends
@@ -348,6 +352,8 @@ class OAuthCredential:
             disk.refresh_token.fingerprint(),
         )
         try:
+            if self._oauth_host is None:  # bound once: this login is refreshed only there
+                self._oauth_host = oauth_host()
             new = refresh_access_token(
                 disk.refresh_token, host=self._oauth_host, timeout=REFRESH_TIMEOUT, previous=disk
             )

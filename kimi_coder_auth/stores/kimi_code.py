@@ -17,7 +17,7 @@ from typing import Any
 from ..atomic import ensure_private_dir, kimi_code_tmp
 from ..errors import ReauthRequired
 from ..locks import DirLock
-from ..paths import KIMI_CODE_DEFAULT_NAME, kimi_code_home, kimi_code_scoped_name
+from ..paths import kimi_code_home
 from ..token import OAuthToken
 from . import FileTokenStore, _held
 
@@ -40,13 +40,13 @@ class KimiCodeStore(FileTokenStore):
 
     @property
     def token_name(self) -> str:
-        """`kimi-code`, or Kimi Code's per-environment slot when one exists for this environment."""
+        """The slot: given, else Kimi Code's for the endpoint in force (`kimi-code` only for the
+        default host pair; never the default slot for another server)."""
         if self._token_name is not None:
             return self._token_name
-        scoped = kimi_code_scoped_name()
-        if scoped is not None and (self.home / "credentials" / f"{scoped}.json").exists():
-            return scoped
-        return KIMI_CODE_DEFAULT_NAME
+        from ..region import resolve_endpoint
+
+        return resolve_endpoint(home=self.home).slot
 
     @property
     def path(self) -> Path:
