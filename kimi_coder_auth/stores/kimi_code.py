@@ -24,6 +24,17 @@ from . import FileTokenStore, _held
 __all__ = ["KimiCodeStore"]
 
 
+def _login_command(slot: str) -> str:
+    """The `kimi-coder login` that reaches `slot` again (region.py names the slots)."""
+    from ..region import REGIONS, kimi_code_slot
+
+    for name, profile in REGIONS.items():
+        if kimi_code_slot(profile.oauth_host, profile.base_url) == slot:
+            flag = "" if name == "mainland-cn" else f" --region {name}"
+            return f"`kimi-coder login --store kimi-code{flag}`"
+    return "`kimi-coder login` with the same KIMI_CODE_OAUTH_HOST / KIMI_CODE_BASE_URL"
+
+
 class KimiCodeStore(FileTokenStore):
     """Kimi Code's login file."""
 
@@ -78,7 +89,7 @@ class KimiCodeStore(FileTokenStore):
             raise ReauthRequired(
                 f"The Kimi Code login in {self.path} was rejected by the server (revoked).",
                 source=self.name,
-                hint="Log in again: Kimi Code's `/login`, or `kimi-coder login --store kimi-code`.",
+                hint=f"Log in again: Kimi Code's `/login`, or {_login_command(self.token_name)}.",
             )
         return token
 
