@@ -225,6 +225,13 @@ def _where(endpoint: Any) -> str:
     return f"{endpoint.oauth_host} ({endpoint.region} region; from {endpoint.reason})"
 
 
+def _region_line(endpoint: Any) -> str:
+    return (
+        f"Region:     {endpoint.region} (OAuth host {endpoint.oauth_host}, API "
+        f"{endpoint.base_url}; from {endpoint.reason})"
+    )
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     """Run the device login and report where the token was saved."""
     from .. import device
@@ -358,7 +365,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             body = {"source": None, "error": str(exc), "endpoint": where, "sources": others}
             print(json.dumps(body, indent=2))
         else:
-            print(f"Region:     {_where(endpoint)}; Kimi Code slot {endpoint.slot}", file=sys.stderr)
+            print(f"{_region_line(endpoint)}; Kimi Code slot {endpoint.slot}", file=sys.stderr)
             print(str(exc), file=sys.stderr)
         return 1
     status = _status_dict(discovery._with_endpoint(credential.describe()))
@@ -366,7 +373,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({**status, "endpoint": where, "sources": others}, indent=2))
         return 0
     lines = [f"Source:     {_SOURCE_LABEL.get(status['source'], status['source'])}"]
-    lines.append(f"Region:     {_where(endpoint)}")
+    lines.append(_region_line(endpoint))
     if status["source"] in ("kimi-cli", "kimi-code"):
         slot = endpoint.slot if status["source"] == "kimi-code" else "kimi-code (its only one)"
         lines.append(f"Slot:       {slot}")

@@ -289,7 +289,6 @@ def _write_kimi_cli_login(emu: Emulator, home: object) -> dict:
     from pathlib import Path
 
     from kimi_coder_auth import clock
-
     from kimi_coder_auth.paths import kimi_code_token_name
 
     # A login from the emulator's host lives in Kimi Code's per-host slot (kimi-cli's single
