@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .region import resolve_endpoint
+
 __all__ = [
     "DEFAULT_KIMI_CODE_BASE_URL",
     "DEFAULT_OAUTH_HOST",
@@ -77,25 +79,16 @@ def kimi_code_scoped_name() -> str | None:
 
 def kimi_code_token_name() -> str:
     """The Kimi Code slot for the endpoint in force: `kimi-code` only for the default host pair."""
-    from .region import resolve_endpoint
-
     return resolve_endpoint().slot
 
 
 def default_base_url() -> str:
     """The Coding API base URL in force: `$KIMI_CODE_BASE_URL`, else the region's (region-aware)."""
-    value = os.environ.get("KIMI_CODE_BASE_URL")
-    if value and value.strip():
-        return value
-    from .region import resolve_endpoint
-
-    return resolve_endpoint().base_url
+    return resolve_endpoint().base_url  # KIMI_CODE_BASE_URL first, cached per environment
 
 
 def default_oauth_host() -> str:
     """The OAuth host in force: the host variables, else the region's (no trailing /)."""
-    from .region import resolve_endpoint
-
     return resolve_endpoint().oauth_host
 
 

@@ -179,12 +179,31 @@ class _KimiCodeChoice:
 
 _cache: dict[str, _KimiCodeChoice] = {}
 _cache_lock = threading.Lock()
+# Resolved endpoints by (arguments, the variables they depend on): the transport asks per request.
+_endpoints: dict[tuple[object, ...], Endpoint] = {}
+_KEY_ENV = (
+    ENV_REGION, *_ENV_HOSTS, "KIMI_CODE_BASE_URL", "KIMI_CODE_HOME", "HOME", "USERPROFILE"
+)
+# The cache key reads these per request; `os.environ.get` of a missing name costs ~1 us (it
+# raises inside), so the key is read from the mapping's own storage when it has one (CPython).
+_ENVIRON = os.environ
+_RAW = getattr(_ENVIRON, "_data", None)
+_encode = getattr(_ENVIRON, "encodekey", None)
+_RAW_KEYS = tuple(_encode(n) for n in _KEY_ENV) if _RAW is not None and _encode else None
+
+
+def _env_state() -> tuple[object, ...]:
+    """The values (raw) of every variable an endpoint depends on, as a cache key."""
+    if _RAW_KEYS is not None and os.environ is _ENVIRON:
+        return tuple(map(_RAW.get, _RAW_KEYS))  # type: ignore[union-attr]
+    return tuple(os.environ.get(n) for n in _KEY_ENV)
 
 
 def clear_region_cache() -> None:
     """Forget what was read from Kimi Code's config.toml and region file (re-read on next use)."""
     with _cache_lock:
         _cache.clear()
+        _endpoints.clear()
 
 
 def _load_toml(text: str) -> dict[str, Any]:
@@ -263,6 +282,20 @@ def resolve_endpoint(
     (an argument) counts like the host variables. Kimi Code's files are read only when neither
     a region nor a host is given.
     """
+    key = (region, base_url, oauth_host, via, home, *_env_state())
+    hit = _endpoints.get(key)
+    if hit is None:
+        hit = _resolve(region, base_url, oauth_host, via, home)
+        with _cache_lock:
+            if len(_endpoints) > 256:
+                _endpoints.clear()
+            _endpoints[key] = hit
+    return hit
+
+
+def _resolve(
+    region: str | None, base_url: str | None, oauth_host: str | None, via: str, home: Path | None
+) -> Endpoint:
     from .paths import kimi_code_home
 
     env_base = _env("KIMI_CODE_BASE_URL")
