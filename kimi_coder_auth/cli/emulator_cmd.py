@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -82,7 +83,7 @@ def run_emulator(args: argparse.Namespace, *, ready: threading.Event | None = No
     print(f"  export KIMI_SHARE_DIR={shlex.quote(str(homes / 'kimi'))}")
     print(f"  export KIMI_CODE_HOME={shlex.quote(str(homes / 'kimi-code'))}")
     print("  unset KIMI_CODER_REGION KIMI_CODER_API_KEY KIMI_CODER_CREDENTIALS")
-    print(f"  (remove {homes} when done; logins there hold only emulator tokens)")
+    print(f"  ({homes} is removed on exit unless a login was saved there)")
     if args.api_key:
         print(f"  static API keys accepted: {len(args.api_key)}")
     if args.ua_gate:
@@ -98,8 +99,18 @@ def run_emulator(args: argparse.Namespace, *, ready: threading.Event | None = No
     finally:
         emu.stop()
         restore()
+        _remove_if_unused(homes)
     print("Emulator stopped.", flush=True)
     return 0
+
+
+def _remove_if_unused(homes: Path) -> None:
+    """Remove the throwaway home when nothing was saved there (a login there is kept)."""
+    try:
+        if not any(p.is_file() for p in homes.rglob("*")):
+            shutil.rmtree(homes, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

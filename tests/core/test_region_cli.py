@@ -91,6 +91,13 @@ def test_emulator_login_leaves_the_default_logins_byte_for_byte(isolated_home: P
         assert json.loads(slot_file.read_text())["refresh_token"] != saved["refresh_token"]
         assert {p: p.read_bytes() for p in before} == before
 
+        # logging out of the emulator removes its slot only
+        proc = run("logout", env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert f"removed the Kimi Code login {slot_file}" in proc.stdout
+        assert not slot_file.exists()
+        assert {p: p.read_bytes() for p in before} == before
+
     # without the emulator settings the real default login is still the one in use
     proc = run("status")
     assert proc.returncode == 0, proc.stderr
@@ -186,6 +193,29 @@ def test_kimi_code_tombstone_status_names_the_regions_login(isolated_home: Path)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_emulator_removes_an_unused_throwaway_home() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kimi_coder_auth", "emulator", "--port", "0"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    home = ""
+    try:
+        assert proc.stdout is not None
+        for line in iter(proc.stdout.readline, ""):
+            if m := re.match(r"\s+export KIMI_CODE_HOME=(\S+)$", line):
+                home = m.group(1)
+            if line.startswith("Press Ctrl-C"):
+                break
+        assert home and Path(home).parent.is_dir()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert not Path(home).parent.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_emulator_prints_lines_that_keep_real_logins_safe(isolated_home: Path) -> None:
     """Run `kimi-coder emulator`, apply its printed lines, log in: only the throwaway home changes."""
     real = write_kimi_cli_login(isolated_home, "AT-real", "RT-real", time.time() + 800)
@@ -233,6 +263,7 @@ def test_emulator_prints_lines_that_keep_real_logins_safe(isolated_home: Path) -
                 proc.kill()
                 proc.communicate()
         if exports:
+            assert Path(exports["KIMI_CODE_HOME"]).is_dir()  # it holds a login: kept
             import shutil
 
             shutil.rmtree(Path(exports["KIMI_SHARE_DIR"]).parent, ignore_errors=True)
