@@ -676,7 +676,9 @@ async def alogin(
     from . import oauth
 
     _check_timeout(timeout)
-    target, endpoint = login_target(store, region=region, oauth_host=oauth_host)
+    target, endpoint = await asyncio.to_thread(  # may read Kimi Code's config.toml
+        login_target, store, region=region, oauth_host=oauth_host
+    )
     host = endpoint.oauth_host
     status, body = await oauth.apost_form(
         DEVICE_AUTHORIZATION_PATH,

@@ -250,3 +250,23 @@ def test_a_login_is_refreshed_only_against_its_own_host(
         fake.advance(600)  # inside the refresh window
         assert cred.get_token().reveal() != tok["access_token"]
         assert ours.counts["refresh"] == 1 and other.counts["refresh"] == 0
+
+
+async def test_python_login_refuses_kimi_clis_file_for_another_host_before_any_request(
+    isolated_home: Path,
+) -> None:
+    from kimi_coder_auth.device import alogin, login
+
+    real = write_kimi_cli_login(isolated_home, "AT-real", "RT-real", time.time() + 800)
+    before = real.read_bytes()
+    with Emulator() as emu:
+        with pytest.raises(RegionError, match='store="kimi-code"'):
+            login(store="kimi-cli", oauth_host=emu.oauth_host, open_browser=False)
+        with pytest.raises(RegionError):
+            await alogin(store=KimiCliStore(), oauth_host=emu.oauth_host, open_browser=False)
+        assert emu.counts["device_authorization"] == 0
+        token = await alogin(oauth_host=emu.oauth_host, open_browser=False, prompt=lambda p: None)
+        slot = kimi_code_slot(emu.oauth_host, "https://api.kimi.com/coding/v1")
+        saved = KimiCodeStore(token_name=slot).read()
+        assert saved is not None and saved.access_token == token.access_token
+    assert real.read_bytes() == before
