@@ -56,14 +56,24 @@ class KimiClient:
         timeout: float | None = None,
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
+        region: str | None = None,
         deadline: float | None = None,
         first_event_timeout: float | None = None,
         event_timeout: float | None = None,
     ) -> None:
         self.api_key = _secret(api_key)
         self.settings = _settings(
-            self.api_key, credentials, base_url, user_agent, timeout, max_retries, default_headers,
-            deadline, first_event_timeout, event_timeout,
+            self.api_key,
+            credentials,
+            base_url,
+            user_agent,
+            timeout,
+            max_retries,
+            default_headers,
+            region,
+            deadline,
+            first_event_timeout,
+            event_timeout,
         )
         self._transport: Transport | None = None
         self._models_failed_at: float | None = None
@@ -91,8 +101,8 @@ class KimiClient:
     ) -> KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
-        ``default_headers``, ``deadline``, ``first_event_timeout``, ``event_timeout``), so both
-        adapters map their settings the same way.
+        ``default_headers``, ``region``, ``deadline``, ``first_event_timeout``,
+        ``event_timeout``), so both adapters map their settings the same way.
 
         This runs on every request, so while the raw field values are unchanged (headers compared
         by content, catching in-place edits) ``current`` is returned without rebuilding the
@@ -106,6 +116,7 @@ class KimiClient:
             config.timeout,
             config.max_retries,
             tuple(headers.items()) if headers else None,
+            getattr(config, "region", None),
             getattr(config, "deadline", None),
             getattr(config, "first_event_timeout", None),
             getattr(config, "event_timeout", None),
@@ -140,13 +151,21 @@ class KimiClient:
         return transport
 
     def _new_transport(self) -> Transport:
+        from .region import resolve_endpoint
         from .sources import resolve_credential
         from .transport import Transport
 
-        _, credentials, base_url, user_agent, timeout, max_retries, headers, *deadlines = self.settings
+        _, credentials, base_url, user_agent, timeout, max_retries, headers, region, *deadlines = (
+            self.settings
+        )
         deadline, first_event_timeout, event_timeout = deadlines
+        credential = resolve_credential(
+            api_key=self.api_key, credentials=credentials, region=region, base_url=base_url
+        )
+        if region is not None and base_url is None:  # env only: region= fixes the hosts
+            base_url = resolve_endpoint(region).base_url
         return Transport(
-            credential=resolve_credential(api_key=self.api_key, credentials=credentials),
+            credential=credential,
             base_url=base_url,
             user_agent=user_agent,
             timeout=timeout,
@@ -219,6 +238,7 @@ _SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("timeout", None),
     ("max_retries", 2),
     ("default_headers", None),
+    ("region", None),
     ("deadline", None),
     ("first_event_timeout", None),
     ("event_timeout", None),
@@ -233,6 +253,7 @@ def _settings(
     timeout: float | None,
     max_retries: int,
     default_headers: Mapping[str, str] | None,
+    region: str | None = None,
     deadline: float | None = None,
     first_event_timeout: float | None = None,
     event_timeout: float | None = None,
@@ -241,6 +262,6 @@ def _settings(
         tuple(sorted(default_headers.items())) if default_headers else ()
     )
     return (
-        api_key, credentials, base_url, user_agent, timeout, max_retries, headers,
+        api_key, credentials, base_url, user_agent, timeout, max_retries, headers, region,
         deadline, first_event_timeout, event_timeout,
     )

@@ -98,7 +98,11 @@ def _extract_error(
         return None, None
     if not isinstance(payload, dict):
         return None, None
+    # Both envelopes: OpenAI-style {"error": {...}} and Anthropic-style {"type": "error",
+    # "error": {"type", "message"}}; a proxy may nest one more level ({"error": {"error": ...}}).
     err = payload.get("error", payload)
+    if isinstance(err, dict) and isinstance(err.get("error"), dict) and not err.get("message"):
+        err = err["error"]
     if isinstance(err, str):
         desc = payload.get("error_description") or payload.get("message")
         return (desc if isinstance(desc, str) else err), err

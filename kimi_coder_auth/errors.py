@@ -38,6 +38,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ReauthRequired",
+    "RegionError",
     "ResponseTooLargeError",
     "ServerError",
     "SourceAttempt",
@@ -200,6 +201,10 @@ class DeviceLoginTimeout(DeviceLoginError):
 
 
 # --------------------------------------------------------------------------- transport
+
+
+class RegionError(KimiCoderError, ValueError):
+    """An unknown or contradictory region setting (`region=`, `KIMI_CODER_REGION`, `--region`)."""
 
 
 class InsecureTransportError(KimiCoderError):

@@ -132,9 +132,20 @@ class ChatStream:
     are set once it is open. Always `close()` it (or use ``with``) if you stop early.
     """
 
-    def __init__(self, transport: Transport, body: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        body: Mapping[str, Any],
+        *,
+        path: str = "/chat/completions",
+        route: str = "openai",
+        decode: Any = None,
+    ) -> None:
         self._transport = transport
         self._body = body
+        self._path = path
+        self._route = route
+        self._decode = decode or iter_chunks
         self._response: httpx.Response | None = None
         self._raw: Iterator[bytes] | None = None
         self._chunks: Iterator[dict[str, Any]] | None = None
@@ -153,8 +164,9 @@ class ChatStream:
             transport = self._transport
             times = self._clock = self._clock or _StreamClock(transport)
             response, self._attempt = transport._send(
-                "POST", "/chat/completions", self._body, stream=True, attempt=self._attempt,
-                deadline_at=times.send_deadline, read_floor=transport.deadlines.between_events,
+                "POST", self._path, self._body, stream=True, attempt=self._attempt,
+                route=self._route, deadline_at=times.send_deadline,
+                read_floor=transport.deadlines.between_events,
             )
             self._response = response
             headers = self.headers = _headers_dict(response.headers)
@@ -174,7 +186,7 @@ class ChatStream:
                 self.close()
                 raise _html_instead_of_stream(response)
             self._raw = self._bytes(response)
-            self._chunks = iter_chunks(
+            self._chunks = self._decode(
                 self._raw, trace_id=self.trace_id, request_id=self.request_id,
                 secrets=self._secrets, max_event_bytes=transport.limits.event,
             )
@@ -297,9 +309,20 @@ class ChatStream:
 class AsyncChatStream:
     """Async iterator of chunk dicts; lazy like `ChatStream` (sent on first ``__anext__``)."""
 
-    def __init__(self, transport: Transport, body: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        body: Mapping[str, Any],
+        *,
+        path: str = "/chat/completions",
+        route: str = "openai",
+        decode: Any = None,
+    ) -> None:
         self._transport = transport
         self._body = body
+        self._path = path
+        self._route = route
+        self._decode = decode or aiter_chunks
         self._response: httpx.Response | None = None
         self._raw: AsyncIterator[bytes] | None = None
         self._chunks: AsyncIterator[dict[str, Any]] | None = None
@@ -318,8 +341,9 @@ class AsyncChatStream:
             transport = self._transport
             times = self._clock = self._clock or _StreamClock(transport)
             response, self._attempt = await transport._asend(
-                "POST", "/chat/completions", self._body, stream=True, attempt=self._attempt,
-                deadline_at=times.send_deadline, read_floor=transport.deadlines.between_events,
+                "POST", self._path, self._body, stream=True, attempt=self._attempt,
+                route=self._route, deadline_at=times.send_deadline,
+                read_floor=transport.deadlines.between_events,
             )
             self._response = response
             headers = self.headers = _headers_dict(response.headers)
@@ -339,7 +363,7 @@ class AsyncChatStream:
                 await self.aclose()
                 raise _html_instead_of_stream(response)
             self._raw = self._bytes(response)
-            self._chunks = aiter_chunks(
+            self._chunks = self._decode(
                 self._raw, trace_id=self.trace_id, request_id=self.request_id,
                 secrets=self._secrets, max_event_bytes=transport.limits.event,
             )

@@ -35,6 +35,7 @@ import httpx
 from . import clock, http_pool
 from ._identity import default_user_agent
 from .auth import KimiAuth
+from .codecs.anthropic_request import ANTHROPIC_VERSION, MESSAGES_PATH
 from .error_mapping import _body_error, _connection_error, error_from_response, parse_retry_after
 from .errors import APIError, KimiCoderError
 from .http_pool import DEFAULT_TIMEOUT, LIMITS, _headers_dict, aclose_clients, close_clients
@@ -199,6 +200,7 @@ class Transport:
         self.limits = Limits.resolve(max_response_bytes, max_stream_bytes, max_event_bytes)
         self.max_retries = int(max_retries)
         self._auth = KimiAuth(credential)
+        self._key_auth = KimiAuth(credential, header="x-api-key")  # the Anthropic route
         self._base_headers: weakref.WeakKeyDictionary[
             Any, dict[tuple[Any, ...], list[tuple[bytes, bytes]] | bool]
         ] = weakref.WeakKeyDictionary()
@@ -212,7 +214,7 @@ class Transport:
     @property
     def base_url(self) -> str:
         """Argument, then ``$KIMI_CODE_BASE_URL``, then the public endpoint (no trailing /)."""
-        return (self._base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+        return (self._base_url or __import__("kimi_coder_auth.paths").paths.default_base_url()).rstrip("/")
 
     @property
     def user_agent(self) -> str:
@@ -314,6 +316,7 @@ class Transport:
         *,
         stream: bool = False,
         attempt: int = 0,
+        route: str = "openai",
         deadline_at: float | None = None,
         read_floor: float | None = None,
     ) -> tuple[httpx.Response, int]:
@@ -330,12 +333,16 @@ class Transport:
         headers = self._request_headers(stream=stream, has_body=content is not None)
         deadline_at = self._call_deadline(stream, deadline_at)
         cap = self.limits.response
+        auth = self._auth
+        if route == "anthropic":
+            headers["anthropic-version"] = ANTHROPIC_VERSION
+            auth = self._key_auth
         while True:
             timeout = self._attempt_timeout(deadline_at, read_floor)
             request = self._build_request(client, method, url, content, headers, timeout)
             retry_after = None
             try:
-                response = client.send(request, auth=self._auth, stream=True)
+                response = client.send(request, auth=auth, stream=True)
             except httpx.HTTPError as exc:
                 err: KimiCoderError
                 err, retry = _connection_error(exc, method, url)
@@ -388,6 +395,7 @@ class Transport:
         *,
         stream: bool = False,
         attempt: int = 0,
+        route: str = "openai",
         deadline_at: float | None = None,
         read_floor: float | None = None,
     ) -> tuple[httpx.Response, int]:
@@ -398,12 +406,16 @@ class Transport:
         headers = self._request_headers(stream=stream, has_body=content is not None)
         deadline_at = self._call_deadline(stream, deadline_at)
         cap = self.limits.response
+        auth = self._auth
+        if route == "anthropic":
+            headers["anthropic-version"] = ANTHROPIC_VERSION
+            auth = self._key_auth
         while True:
             timeout = self._attempt_timeout(deadline_at, read_floor)
             request = self._build_request(client, method, url, content, headers, timeout)
             retry_after = None
             try:
-                response = await client.send(request, auth=self._auth, stream=True)
+                response = await client.send(request, auth=auth, stream=True)
             except httpx.HTTPError as exc:
                 err: KimiCoderError
                 err, retry = _connection_error(exc, method, url)
@@ -487,6 +499,38 @@ class Transport:
     def astream_chat(self, body: Mapping[str, Any]) -> AsyncChatStream:
         """A lazy async stream of chunk dicts; sent on first ``__anext__`` or `aopen()`."""
         return AsyncChatStream(self, body if body.get("stream") is True else {**body, "stream": True})
+
+    # ------------------------------------------------------------------ messages (Anthropic)
+
+    def messages(self, body: Mapping[str, Any]) -> ChatResult:
+        """``POST /messages`` (the Anthropic route, ``x-api-key`` auth) without streaming."""
+        body = {k: v for k, v in body.items() if k != "stream"} if body.get("stream") else body
+        response, _ = self._send("POST", MESSAGES_PATH, body, route="anthropic")
+        return self._chat_result(response)
+
+    async def amessages(self, body: Mapping[str, Any]) -> ChatResult:
+        """Async `messages`."""
+        body = {k: v for k, v in body.items() if k != "stream"} if body.get("stream") else body
+        response, _ = await self._asend("POST", MESSAGES_PATH, body, route="anthropic")
+        return self._chat_result(response)
+
+    def stream_messages(self, body: Mapping[str, Any]) -> ChatStream:
+        """A lazy stream of Messages event dicts (until ``message_stop``)."""
+        from .anthropic_sse import iter_message_events
+
+        return ChatStream(
+            self, body if body.get("stream") is True else {**body, "stream": True},
+            path=MESSAGES_PATH, route="anthropic", decode=iter_message_events,
+        )
+
+    def astream_messages(self, body: Mapping[str, Any]) -> AsyncChatStream:
+        """A lazy async stream of Messages event dicts (until ``message_stop``)."""
+        from .anthropic_sse import aiter_message_events
+
+        return AsyncChatStream(
+            self, body if body.get("stream") is True else {**body, "stream": True},
+            path=MESSAGES_PATH, route="anthropic", decode=aiter_message_events,
+        )
 
     # ------------------------------------------------------------------ models / usages
 
