@@ -18,7 +18,12 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, NamedTuple
 
 from ._redact import quote
-from .errors import ResponseTooLargeError, StreamError, StreamInterruptedError
+from .errors import (
+    MalformedResponseError,
+    ResponseTooLargeError,
+    StreamError,
+    StreamInterruptedError,
+)
 from .limits import DEFAULT_MAX_EVENT_BYTES, too_large
 
 try:  # optional speed-up; identical results
@@ -172,6 +177,11 @@ def _parse_block(block: bytes) -> SSEEvent | None:
         if not line or line[:1] == b":":
             continue
         name, sep, value = line.partition(b":")
+        if b"\0" in name:  # a corrupted line: ignoring it (as the spec would) loses an event
+            raise MalformedResponseError(
+                "The stream carried a corrupted line (NUL bytes in a field name); an event "
+                "would have been lost, so the answer was discarded."
+            )
         if sep and value[:1] == b" ":
             value = value[1:]
         if name == b"data":

@@ -36,8 +36,16 @@ from . import clock, http_pool
 from ._identity import default_user_agent
 from .auth import KimiAuth
 from .codecs.anthropic_request import ANTHROPIC_VERSION, MESSAGES_PATH
-from .error_mapping import _body_error, _connection_error, error_from_response, parse_retry_after
-from .errors import APIError, KimiCoderError
+from .error_mapping import (
+    _body_error,
+    _connection_error,
+    _extract_error,
+    _scrub,
+    _sent_secrets,
+    error_from_response,
+    parse_retry_after,
+)
+from .errors import APIError, KimiCoderError, MalformedResponseError
 from .http_pool import DEFAULT_TIMEOUT, LIMITS, _headers_dict, aclose_clients, close_clients
 from .limits import Deadlines, Limits
 from .reading import aread_body, attempt_timeout, deadline_error, read_body
@@ -470,6 +478,15 @@ class Transport:
                 "The chat answer was not a JSON object.",
                 status=response.status_code,
                 trace_id=response.headers.get("x-trace-id"),
+            )
+        if data.get("error") and "choices" not in data:  # an error object with a 2xx status
+            message, etype = _scrub(response, *_extract_error(response.content, _sent_secrets(response)))
+            raise MalformedResponseError(
+                f"The server answered with an error and a success status: {message or 'no message'}",
+                status=response.status_code,
+                error_type=etype,
+                trace_id=response.headers.get("x-trace-id"),
+                request_id=response.headers.get("x-request-id"),
             )
         return ChatResult(data, response.headers.get("x-trace-id"), _headers_dict(response.headers))
 

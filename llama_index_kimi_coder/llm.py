@@ -34,6 +34,7 @@ from llama_index.core.llms.llm import ToolSelection
 
 from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.errors import MalformedResponseError
 from kimi_coder_auth.routing import ChatCall
 from kimi_coder_auth.secret import Secret
 from kimi_coder_auth.wire import (
@@ -735,6 +736,13 @@ class KimiCoderLLM(FunctionCallingLLM):
                     "Ask for the tool explicitly, or pass tool_required=True."
                 )
             return []
+        for call_id, name, _args in entries:
+            if not name:  # fragments for a call the server never named: not a tool named ""
+                raise MalformedResponseError(
+                    f"The model's tool call {call_id!r} has no tool name (the server sent its "
+                    "arguments but never its name); it cannot be run.",
+                    hint="Retry the request; if it keeps happening, report the x-trace-id.",
+                )
         return [
             ToolSelection(tool_id=call_id, tool_name=name, tool_kwargs=_parse_args(args))
             for call_id, name, args in entries
