@@ -125,20 +125,20 @@ class StreamAccumulator:
         u = chunk.get("usage")
         choices = chunk.get("choices")
         if choices:
-            if type(choices) is not list:
+            if type(choices) is not list and not isinstance(choices, list):
                 raise _malformed(f"'choices' is a {type(choices).__name__}, not a list")
             ch = choices[0]
-            if type(ch) is not dict:
+            if type(ch) is not dict and not isinstance(ch, Mapping):
                 raise _malformed(f"choices[0] is {type(ch).__name__}, not an object")
             delta = ch.get("delta")
             if delta:
-                if type(delta) is not dict:
+                if type(delta) is not dict and not isinstance(delta, Mapping):
                     raise _malformed(f"'delta' is a {type(delta).__name__}, not an object")
                 r = delta.get("reasoning_content")
                 if r is None:
                     r = delta.get("reasoning")
                 if r is not None:
-                    if type(r) is not str:
+                    if type(r) is not str and not isinstance(r, str):
                         raise _malformed(f"reasoning content is a {type(r).__name__}, not a string")
                     out.reasoning = r
                     if self._reasoning is None:
@@ -147,14 +147,14 @@ class StreamAccumulator:
                         self._reasoning.append(r)
                 c = delta.get("content")
                 if c is not None:
-                    if type(c) is not str:
+                    if type(c) is not str and not isinstance(c, str):
                         raise _malformed(f"'content' is a {type(c).__name__}, not a string")
                     out.content = c
                     if c:
                         self._content.append(c)
                 tcs = delta.get("tool_calls")
                 if tcs:
-                    if type(tcs) is not list:
+                    if type(tcs) is not list and not isinstance(tcs, (list, tuple)):
                         raise _malformed("'tool_calls' is not a list")
                     out.tool_calls = self._feed_tool_calls(tcs)
             fr = ch.get("finish_reason")
@@ -173,7 +173,7 @@ class StreamAccumulator:
         calls = self._calls
         deltas: list[ToolCallDelta] = []
         for tc in tcs:
-            if type(tc) is not dict:
+            if type(tc) is not dict and not isinstance(tc, Mapping):
                 raise _malformed(f"a tool-call fragment is a {type(tc).__name__}, not an object")
             tid = tc.get("id") or None
             idx = tc.get("index")
@@ -190,7 +190,7 @@ class StreamAccumulator:
             fn = tc.get("function")
             name = args = None
             if fn:
-                if type(fn) is not dict:
+                if type(fn) is not dict and not isinstance(fn, Mapping):
                     raise _malformed("a tool-call fragment's 'function' is not an object")
                 name = fn.get("name") or None
                 if name is not None:
