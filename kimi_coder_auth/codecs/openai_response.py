@@ -81,6 +81,27 @@ def _malformed(what: str) -> MalformedResponseError:
     )
 
 
+def _shape_problem(choices: Any, exc: Exception) -> str:
+    """What is wrong with a chunk's ``choices`` (the slow path, only after a shape error)."""
+    if not isinstance(choices, list):
+        return f"'choices' is a {type(choices).__name__}, not a list"
+    ch = choices[0]
+    if not isinstance(ch, Mapping):
+        return f"choices[0] is {type(ch).__name__}, not an object"
+    delta = ch.get("delta")
+    if delta and not isinstance(delta, Mapping):
+        return f"'delta' is a {type(delta).__name__}, not an object"
+    tcs = delta.get("tool_calls") if isinstance(delta, Mapping) else None
+    if tcs and not isinstance(tcs, list):
+        return "'tool_calls' is not a list"
+    for tc in tcs or ():
+        if not isinstance(tc, Mapping):
+            return f"a tool-call fragment is a {type(tc).__name__}, not an object"
+        if tc.get("function") and not isinstance(tc.get("function"), Mapping):
+            return "a tool-call fragment's 'function' is not an object"
+    return f"a chunk of an unexpected shape ({type(exc).__name__})"
+
+
 def _unnamed(index: int) -> str:
     return f"the server sent arguments for tool call #{index} but never its name"
 
@@ -125,39 +146,34 @@ class StreamAccumulator:
         u = chunk.get("usage")
         choices = chunk.get("choices")
         if choices:
-            if type(choices) is not list and not isinstance(choices, list):
-                raise _malformed(f"'choices' is a {type(choices).__name__}, not a list")
-            ch = choices[0]
-            if type(ch) is not dict and not isinstance(ch, Mapping):
-                raise _malformed(f"choices[0] is {type(ch).__name__}, not an object")
-            delta = ch.get("delta")
-            if delta:
-                if type(delta) is not dict and not isinstance(delta, Mapping):
-                    raise _malformed(f"'delta' is a {type(delta).__name__}, not an object")
-                r = delta.get("reasoning_content")
-                if r is None:
-                    r = delta.get("reasoning")
-                if r is not None:
-                    if type(r) is not str and not isinstance(r, str):
-                        raise _malformed(f"reasoning content is a {type(r).__name__}, not a string")
-                    out.reasoning = r
-                    if self._reasoning is None:
-                        self._reasoning = [r]
-                    else:
-                        self._reasoning.append(r)
-                c = delta.get("content")
-                if c is not None:
-                    if type(c) is not str and not isinstance(c, str):
-                        raise _malformed(f"'content' is a {type(c).__name__}, not a string")
-                    out.content = c
-                    if c:
-                        self._content.append(c)
-                tcs = delta.get("tool_calls")
-                if tcs:
-                    if type(tcs) is not list and not isinstance(tcs, (list, tuple)):
-                        raise _malformed("'tool_calls' is not a list")
-                    out.tool_calls = self._feed_tool_calls(tcs)
-            fr = ch.get("finish_reason")
+            try:  # free unless raised: shape errors surface as AttributeError/TypeError/KeyError
+                ch = choices[0]
+                delta = ch.get("delta")
+                if delta:
+                    r = delta.get("reasoning_content")
+                    if r is None:
+                        r = delta.get("reasoning")
+                    if r is not None:
+                        if type(r) is not str and not isinstance(r, str):
+                            raise _malformed(f"reasoning content is a {type(r).__name__}, not a string")
+                        out.reasoning = r
+                        if self._reasoning is None:
+                            self._reasoning = [r]
+                        else:
+                            self._reasoning.append(r)
+                    c = delta.get("content")
+                    if c is not None:
+                        if type(c) is not str and not isinstance(c, str):
+                            raise _malformed(f"'content' is a {type(c).__name__}, not a string")
+                        out.content = c
+                        if c:
+                            self._content.append(c)
+                    tcs = delta.get("tool_calls")
+                    if tcs:
+                        out.tool_calls = self._feed_tool_calls(tcs)
+                fr = ch.get("finish_reason")
+            except (AttributeError, TypeError, KeyError) as exc:
+                raise _malformed(_shape_problem(choices, exc)) from None
             if fr is not None:
                 out.finish_reason = fr
                 self.finish_reason = fr
@@ -173,8 +189,6 @@ class StreamAccumulator:
         calls = self._calls
         deltas: list[ToolCallDelta] = []
         for tc in tcs:
-            if type(tc) is not dict and not isinstance(tc, Mapping):
-                raise _malformed(f"a tool-call fragment is a {type(tc).__name__}, not an object")
             tid = tc.get("id") or None
             idx = tc.get("index")
             if not isinstance(idx, int):
@@ -190,8 +204,6 @@ class StreamAccumulator:
             fn = tc.get("function")
             name = args = None
             if fn:
-                if type(fn) is not dict and not isinstance(fn, Mapping):
-                    raise _malformed("a tool-call fragment's 'function' is not an object")
                 name = fn.get("name") or None
                 if name is not None:
                     if state.name is None:
