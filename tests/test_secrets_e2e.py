@@ -815,7 +815,7 @@ def test_doctor_report_never_prints_tokens_or_device_ids(emu: Emulator) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert "CODES [0, 0]" in proc.stdout, proc.stdout + proc.stderr
-    assert "credential: kimi-cli" in proc.stdout and "Anthropic /messages: admitted" in proc.stdout
+    assert "credential: kimi-c" in proc.stdout and "Anthropic /messages: admitted" in proc.stdout
     assert emu.counts["refresh"] == 1
     Leaks(at, rt, *device_ids, *file_secrets()).check("doctor output", proc.stdout + proc.stderr)
 
