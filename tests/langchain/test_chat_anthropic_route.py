@@ -118,3 +118,31 @@ def test_cross_route_history_replays_by_the_documented_rule() -> None:
         chat = [r.body for r in emu.requests if r.path.endswith("/chat/completions")][-1]
         turn = [m for m in chat["messages"] if m.get("tool_calls")][-1]
         assert turn["reasoning_content"] == third.additional_kwargs["thinking_blocks"][0]["thinking"]
+
+
+def test_images_batch_parallel_calls_and_system_prompts_anywhere() -> None:
+    import base64
+
+    from langchain_core.messages import SystemMessage
+
+    png = base64.b64encode(bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")).decode()
+    with Emulator(api_keys=[API_KEY]) as emu:
+        llm = _llm(emu)
+        seen = llm.invoke([HumanMessage(content=[
+            {"type": "text", "text": "what is this?"},
+            {"type": "image", "base64": png, "mime_type": "image/png"}])])
+        assert "I see the image" in seen.text
+        image = _messages(emu)[-1]["messages"][0]["content"][1]
+        assert image == {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}
+        answers = llm.batch(["one", "two", "three"])
+        assert [a.response_metadata["protocol"] for a in answers] == ["anthropic"] * 3
+        both = llm.bind_tools([list_folder, read_file]).invoke(
+            "In parallel: use list_folder on 'src' and read_file 'src/main.py'.")
+        assert [c["name"] for c in both.tool_calls] == ["list_folder", "read_file"]
+        llm.invoke([SystemMessage("Be brief."), HumanMessage("hi"), AIMessage("hello"),
+                    SystemMessage("Now answer in French."), HumanMessage("again")])
+        body = _messages(emu)[-1]
+        assert body["system"] == [{"type": "text", "text": "Be brief."}]
+        assert body["messages"][-1]["content"][0] == {"type": "text", "text": "<system>Now answer in French.</system>"}
