@@ -28,10 +28,11 @@ from langchain_core.prompt_values import ChatPromptValue, PromptValue
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.params import apply_aliases
 from kimi_coder_auth.wire import (
     FORCED_TOOL_POLICIES,
     SAMPLING_PARAMS,
@@ -95,7 +96,9 @@ class ChatKimiCoder(BaseChatModel):
                 print(chunk.additional_kwargs.get("reasoning_content", ""), chunk.text, end="")
     """
 
-    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(
+        populate_by_name=True, protected_namespaces=(), hide_input_in_errors=True
+    )
 
     model: str = Field(default="kimi-for-coding", alias="model_name")
     """Model id."""
@@ -144,6 +147,43 @@ class ChatKimiCoder(BaseChatModel):
     """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
 
     _client: KimiClient | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def build_extra(cls, values: Any) -> Any:
+        """Map OpenAI-style aliases, and move unknown arguments to ``model_kwargs`` with a
+        warning (as ``ChatOpenAI`` does), so nothing passed is silently dropped."""
+        if not isinstance(values, dict):
+            return values
+        values = apply_aliases(dict(values), owner="ChatKimiCoder", not_applicable=_LC_NOT_APPLICABLE)
+        known = _field_names(cls)
+        extra = dict(values.get("model_kwargs") or {})
+        for name in list(values):
+            if name in known:
+                continue
+            if name in extra:
+                raise ValueError(f"{name!r} is given both directly and in model_kwargs; pass it once.")
+            warnings.warn(
+                f"{name!r} is not a ChatKimiCoder parameter; it was moved to model_kwargs and "
+                "is sent in every request body. Check its spelling if that is not intended.",
+                UserWarning,
+                stacklevel=_user_stacklevel(),
+            )
+            extra[name] = values.pop(name)
+        clashing = sorted(known.intersection(extra))
+        if clashing:
+            raise ValueError(
+                f"model_kwargs holds {', '.join(clashing)}, which ChatKimiCoder takes as "
+                "parameters; pass them directly instead."
+            )
+        if extra or "model_kwargs" in values:
+            values["model_kwargs"] = extra
+        return values
+
+    @property
+    def model_name(self) -> str:
+        """The model id (``ChatOpenAI``'s attribute name for ``model``)."""
+        return self.model
 
     # ------------------------------------------------------------------ LangChain plumbing
 
@@ -268,6 +308,7 @@ class ChatKimiCoder(BaseChatModel):
         kw = dict(kwargs)
         for key in ("ls_structured_output_format", "structured_output_format", "stream"):
             kw.pop(key, None)
+        apply_aliases(kw, owner="a ChatKimiCoder call", not_applicable=_CALL_NOT_APPLICABLE)
         policy = kw.pop("forced_tool_choice", self.forced_tool_choice)
         if policy not in FORCED_TOOL_POLICIES:
             raise ValueError(
@@ -582,6 +623,31 @@ def _needs_live(params: dict[str, Any], wire: list[dict[str, Any]]) -> bool:
         effort=params["effort"],
         tool_choice=params["tool_choice"],
     )
+
+
+_CONNECTION = (
+    "is a connection setting, fixed per model object; set it when creating ChatKimiCoder "
+    "(or use .model_copy(update={...}))."
+)
+_CALL_NOT_APPLICABLE = {
+    name: _CONNECTION
+    for name in ("api_key", "base_url", "credentials", "timeout", "max_retries", "user_agent",
+                 "default_headers")
+}
+_LC_NOT_APPLICABLE = {
+    "context_window": "the context window is the model's (see .profile['max_input_tokens']); "
+    "limit the output with max_tokens=.",
+}
+
+
+def _field_names(cls: type[BaseModel]) -> set[str]:
+    """Field names and their aliases."""
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        names.add(name)
+        if field.alias:
+            names.add(field.alias)
+    return names
 
 
 _BASE_DICT = BaseChatModel.dict

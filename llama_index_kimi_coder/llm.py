@@ -34,6 +34,7 @@ from llama_index.core.llms.llm import ToolSelection
 
 from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.params import apply_aliases
 from kimi_coder_auth.secret import Secret
 from kimi_coder_auth.wire import (
     SAMPLING_PARAMS,
@@ -70,6 +71,15 @@ _DROP = frozenset(
     }
 )
 
+_CONNECTION = (
+    "is a connection setting, fixed per LLM object; set it when creating KimiCoderLLM."
+)
+_CALL_NOT_APPLICABLE = {
+    name: _CONNECTION
+    for name in ("api_key", "base_url", "credentials", "timeout", "max_retries", "user_agent",
+                 "default_headers")
+}
+_CALL_NOT_APPLICABLE["context_window"] = "it is the model's; set context_window= when creating KimiCoderLLM."
 
 _ASSISTANT = MessageRole.ASSISTANT
 _new = object.__new__
@@ -318,6 +328,22 @@ class KimiCoderLLM(FunctionCallingLLM):
     _live_models: list[dict[str, Any]] | None = PrivateAttr(default=None)
 
     def __init__(self, *, api_key: str | Secret | None = None, **data: Any) -> None:
+        if api_key is not None:
+            data["api_key"] = api_key
+        apply_aliases(data, owner="KimiCoderLLM")
+        api_key = data.pop("api_key", None)
+        known = set(type(self).model_fields)
+        extra = dict(data.get("additional_kwargs") or {})
+        for name in [n for n in data if n not in known]:
+            warnings.warn(
+                f"{name!r} is not a KimiCoderLLM parameter; it was moved to additional_kwargs "
+                "and is sent in every request body. Check its spelling if that is not intended.",
+                UserWarning,
+                stacklevel=2,
+            )
+            extra[name] = data.pop(name)
+        if extra:
+            data["additional_kwargs"] = extra
         super().__init__(**data)
         if api_key is not None:
             if not isinstance(api_key, (str, Secret)):
@@ -357,6 +383,11 @@ class KimiCoderLLM(FunctionCallingLLM):
     def model_info(self) -> ModelInfo:
         """Capabilities of `model`: the live `/models` entry once loaded, else the built-in one."""
         return get_model_info(self.model, live=self._live_models)
+
+    @property
+    def model_name(self) -> str:
+        """The model id (the OpenAI classes' attribute name for ``model``)."""
+        return self.model
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -407,6 +438,7 @@ class KimiCoderLLM(FunctionCallingLLM):
         self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         kw = dict(kwargs)
+        apply_aliases(kw, owner="a KimiCoderLLM call", not_applicable=_CALL_NOT_APPLICABLE)
         sampling = {name: kw.pop(name, getattr(self, name, None)) for name in SAMPLING_PARAMS}
         max_tokens = kw.pop("max_tokens", None)
         max_completion_tokens = kw.pop("max_completion_tokens", None)
