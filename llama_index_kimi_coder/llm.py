@@ -159,6 +159,7 @@ class _StreamBuilder:
         "acc",
         "blocks",
         "content",
+        "finish_reason",
         "reasoning",
         "tool_calls",
         "tool_dicts",
@@ -170,6 +171,7 @@ class _StreamBuilder:
     def __init__(self) -> None:
         self.acc = StreamAccumulator()
         self.content = ""
+        self.finish_reason: str | None = None
         self.reasoning: str | None = None
         self.tool_calls: list[Any] = []
         self.tool_dicts: list[dict[str, Any]] = []
@@ -206,6 +208,7 @@ class _StreamBuilder:
             self.usage_raw = {**d.usage.raw, **self.usage}
             changed = True
         if d.finish_reason is not None:
+            self.finish_reason = d.finish_reason
             changed = True
         if not changed:
             return None
@@ -221,6 +224,8 @@ class _StreamBuilder:
         if self.usage is not None:
             extra.update(self.usage)
             raw = {**(chunk or {}), "usage": self.usage_raw}
+        if self.finish_reason is not None:  # "length": the output budget ran out
+            extra["finish_reason"] = self.finish_reason
         self.yielded = True
         blocks = self.blocks
         message = _message(
@@ -504,6 +509,8 @@ class KimiCoderLLM(FunctionCallingLLM):
             raw = {**data, "usage": {**completion.usage.raw, **counts}}
         if trace_id:
             extra["trace_id"] = trace_id
+        if completion.finish_reason is not None:  # "length": the output budget ran out
+            extra["finish_reason"] = completion.finish_reason
         return ChatResponse(
             message=completion_to_message(completion), raw=raw, additional_kwargs=extra
         )

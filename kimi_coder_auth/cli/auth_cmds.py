@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from .. import clock
 from ..device import STORE_NAMES, DeviceProgress, DevicePrompt, resolve_store
 from ..errors import CredentialError
+from ._options import add_credentials_option
 
 __all__ = ["cmd_login", "cmd_logout", "cmd_status", "register"]
 
@@ -73,14 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Show the credential source kimi-coder would use, its file, expiry and whether "
         "it refreshes. Exit status 1 when no usable credentials are found.",
     )
-    p.add_argument(
-        "--credentials",
-        choices=("auto", "env", "kimi-cli", "kimi-code"),
-        default=None,
-        metavar="SOURCE",
-        help="check only this source: env, kimi-cli or kimi-code (default: "
-        "$KIMI_CODER_CREDENTIALS, else the discovery order)",
-    )
+    add_credentials_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_status)
 
