@@ -11,6 +11,7 @@ import datetime as _dt
 import itertools
 import json
 import os
+import signal
 import sys
 import threading
 from typing import Any, TextIO
@@ -178,10 +179,21 @@ class _Progress:
                 self.stream.flush()
 
 
+def _ctrl_c_cancels() -> None:
+    """Make Ctrl-C cancel the login even when the process inherited SIGINT as ignored (started
+    in the background, e.g. `nohup ... &`): restore Python's default handler."""
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     """Run the device login and report where the token was saved."""
     from .. import device
 
+    _ctrl_c_cancels()
     out = sys.stdout
     progress = _Progress(sys.stderr)
     open_browser = not args.no_browser
