@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.params import apply_aliases
+from kimi_coder_auth.structured import choose_structured_method, json_schema_format
 from kimi_coder_auth.wire import (
     FORCED_TOOL_POLICIES,
     SAMPLING_PARAMS,
@@ -517,18 +518,23 @@ class ChatKimiCoder(BaseChatModel):
         self,
         schema: dict[str, Any] | type | None = None,
         *,
-        method: Literal["function_calling", "json_mode", "json_schema"] = "function_calling",
+        method: Literal["function_calling", "json_mode", "json_schema"] | None = None,
         include_raw: bool = False,
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
         """Return a runnable that answers with data matching ``schema``.
 
-        ``method``:
-            - ``"function_calling"`` (default): the schema becomes a tool and the call is forced.
+        ``method`` left unset picks what the model can honour (from its thinking mode in the
+        catalogue, or the live ``/models`` entry once fetched): ``"json_schema"`` while the model
+        thinks (always-thinking models such as ``k3``, or ``thinking`` not False), so thinking
+        stays on and nothing is forced; ``"function_calling"`` when thinking is off. An explicit
+        ``method`` is always kept, with a warning if it cannot be honoured:
+
+            - ``"function_calling"``: the schema becomes a tool and the call is forced.
               While thinking is on, ``forced_tool_choice`` decides: by default thinking is turned
-              off for the request; on always-thinking models the choice is relaxed to auto with
-              a warning, and if no tool call comes back an ``OutputParserException`` is raised.
+              off for the request; on always-thinking models the choice is relaxed to auto (with
+              the warning), and if no tool call comes back an ``OutputParserException`` is raised.
             - ``"json_mode"``: ``response_format={"type": "json_object"}``; describe the wanted
               JSON in the prompt.
             - ``"json_schema"``: ``response_format={"type": "json_schema", ...}`` sent natively
@@ -547,11 +553,17 @@ class ChatKimiCoder(BaseChatModel):
         del strict
         if kwargs:
             raise ValueError(f"with_structured_output got unsupported arguments {sorted(kwargs)}.")
-        if method not in ("function_calling", "json_mode", "json_schema"):
-            raise ValueError(
-                f"method={method!r} is not supported; use 'function_calling', 'json_mode' or "
-                "'json_schema'."
-            )
+        choice = choose_structured_method(
+            self._kimi_client().known_model_info(self.model),
+            thinking=self.thinking,
+            requested=method,
+            forced_tool_policy=self.forced_tool_choice,
+        )
+        if choice.warning:
+            warnings.warn(choice.warning, UserWarning, stacklevel=_user_stacklevel())
+        method = choice.method
+        if method == "json_schema" and schema is None:
+            raise ValueError("with_structured_output needs a schema (or method='json_mode').")
         is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
         ls_format = {"kwargs": {"method": method}, "schema": schema}
         parser: Runnable[Any, Any]
@@ -586,14 +598,7 @@ class ChatKimiCoder(BaseChatModel):
                 raise ValueError("method='json_schema' needs a schema.")
             # The core (wire.build_request) puts the schema in Kimi's dialect: name sanitised,
             # refs inlined, every property typed, "$schema" dropped.
-            json_schema = convert_to_json_schema(schema)
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": str(json_schema.get("title") or "response"),
-                    "schema": json_schema,
-                },
-            }
+            response_format = json_schema_format(convert_to_json_schema(schema))
             llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format)
             parser = (
                 PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
