@@ -38,6 +38,7 @@ from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.params import apply_aliases
 from kimi_coder_auth.secret import Secret
 from kimi_coder_auth.structured import choose_structured_method, json_schema_format
+from kimi_coder_auth.tokens import count_message_tokens, count_tokens
 from kimi_coder_auth.wire import (
     SAMPLING_PARAMS,
     StreamAccumulator,
@@ -626,6 +627,21 @@ class KimiCoderLLM(FunctionCallingLLM):
                 yield _chat_to_completion(response)
 
         return gen()
+
+    # ------------------------------------------------------------------ token counting
+
+    def get_num_tokens(self, text: str) -> int:
+        """Estimated tokens of ``text``, with no tokenizer download (``kimi_coder_auth.tokens``:
+        within about ±20 % on prose, code and Chinese). The exact count of a sent prompt is
+        ``additional_kwargs["prompt_tokens"]`` of the response."""
+        return count_tokens(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: Sequence[ChatMessage], tools: Sequence[BaseTool] | None = None
+    ) -> int:
+        """Estimated input tokens of ``messages`` (and ``tools``), as :meth:`get_num_tokens`."""
+        specs = [t.metadata.to_openai_tool(skip_length_check=True) for t in tools or ()]
+        return count_message_tokens(messages_to_wire(messages), specs)
 
     # ------------------------------------------------------------------ structured output
 
