@@ -49,7 +49,11 @@ def test_openai_style_aliases_reach_the_request(emulator: Emulator) -> None:
 def test_openai_api_key_is_a_secret_like_api_key() -> None:
     llm = ChatKimiCoder(openai_api_key="sk-kimi-secret-alias-123")
     assert llm.api_key is not None and llm.api_key.get_secret_value() == "sk-kimi-secret-alias-123"
-    for text in (repr(llm), str(llm), llm.model_dump_json()):
+    from langchain_core.load import dumpd
+
+    assert dumpd(llm)["kwargs"]["api_key"] == {
+        "lc": 1, "type": "secret", "id": ["KIMI_CODER_API_KEY"]}
+    for text in (repr(llm), str(llm), llm.model_dump_json(), str(dumpd(llm))):
         assert "sk-kimi-secret-alias-123" not in text
     with pytest.raises(ValueError) as info:
         ChatKimiCoder(openai_api_key="sk-kimi-secret-alias-123", context_window=1000)
