@@ -15,49 +15,31 @@
   iteration (or explicitly with ``ChatStream.open()`` / ``await AsyncChatStream.aopen()``), so
   errors such as 401/429 surface from the first ``next()`` / ``__anext__()``.
 
-Only method, URL, status and trace id are logged (DEBUG); tokens never are.
+Pools live in `http_pool`, error mapping in `error_mapping`, retry policy in `retries`, stream
+readers in `streams`. Only method, URL, status and trace id are logged (DEBUG); tokens never are.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
-import random
-import threading
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import clock
+from . import clock, http_pool
 from ._identity import default_user_agent
-from ._redact import redact
 from .auth import KimiAuth
-from .errors import (
-    AccessTerminatedError,
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ContextTooLongError,
-    KimiCoderError,
-    NotFoundError,
-    PermissionDeniedError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
-    StreamError,
-    StreamInterruptedError,
-    UserAgentRejectedError,
-)
-from .sse import aiter_chunks, iter_chunks
+from .error_mapping import _connection_error, error_from_response, parse_retry_after
+from .errors import APIError, KimiCoderError
+from .http_pool import DEFAULT_TIMEOUT, LIMITS, _headers_dict, aclose_clients, close_clients
+from .retries import _backoff, _retryable
+from .streams import AsyncChatStream, ChatStream
 
 if TYPE_CHECKING:
     from .refresh import Credential
@@ -72,6 +54,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "ENV_BASE_URL",
     "ENV_USER_AGENT",
+    "LIMITS",
     "AsyncChatStream",
     "ChatResult",
     "ChatStream",
@@ -87,295 +70,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.kimi.com/coding/v1"
 ENV_BASE_URL = "KIMI_CODE_BASE_URL"
 ENV_USER_AGENT = "KIMI_CODER_USER_AGENT"
-#: thinking turns can run for minutes before the first byte; connecting should be quick
-DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0, write=60.0, pool=60.0)
-#: pools sized for 50+ concurrent streams per process (the plan allows 30 concurrent requests)
-LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=60.0)
 MODELS_TTL = 600.0
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-RETRY_AFTER_CAP = 60.0
-BACKOFF_INITIAL = 0.5
-BACKOFF_MAX = 8.0
-_DRAIN_LIMIT = 64  # reads after [DONE] to return the connection to the pool
-
-_CONTEXT_WORDS = (
-    "context length",
-    "context_length",
-    "maximum context",
-    "context window",
-    "too many tokens",
-    "prompt is too long",
-    "exceeds the model's",
-)
-_SOURCE_LABELS = {
-    "explicit": "the api_key argument",
-    "env": "KIMI_CODER_API_KEY",
-    "kimi-cli": "kimi-cli's login",
-    "kimi-code": "Kimi Code's login",
-}
-_QUOTA_WORDS = ("quota", "insufficient balance", "balance is insufficient", "recharge")
-
-
-# --------------------------------------------------------------------------- shared pools
-
-_lock = threading.Lock()
-_sync_client: httpx.Client | None = None
-_async_clients: dict[asyncio.AbstractEventLoop, tuple[httpx.AsyncClient, Any]] = {}
-
-
-_ssl_ctx: Any = None
-_ssl_lock = threading.Lock()  # separate from _lock: building the context is slow
-
-
-def _ssl_context() -> Any:
-    """One TLS context for every client (building one costs ~0.1-0.5 s; per-loop clients reuse it)."""
-    global _ssl_ctx
-    ctx = _ssl_ctx
-    if ctx is None:
-        with _ssl_lock:
-            ctx = _ssl_ctx
-            if ctx is None:
-                ctx = _ssl_ctx = httpx.create_ssl_context(trust_env=True)
-    return ctx
-
-
-def _new_sync_client(ctx: Any) -> httpx.Client:
-    return httpx.Client(limits=LIMITS, timeout=DEFAULT_TIMEOUT, follow_redirects=False, verify=ctx)
-
-
-def _get_sync_client() -> httpx.Client:
-    """The process-wide sync client (created on first use)."""
-    global _sync_client
-    client = _sync_client
-    if client is None or client.is_closed:
-        ctx = _ssl_context()
-        with _lock:
-            client = _sync_client
-            if client is None or client.is_closed:
-                client = _sync_client = _new_sync_client(ctx)
-    return client
-
-
-async def _closer(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
-    """Parked async generator: the loop's ``shutdown_asyncgens`` closes it, closing the client."""
-    try:
-        yield
-    finally:
-        with _lock:
-            entry = _async_clients.get(loop)
-            if entry is not None and entry[0] is client:
-                del _async_clients[loop]
-        await client.aclose()
-
-
-async def _get_async_client() -> httpx.AsyncClient:
-    """The async client of the running event loop (one per loop, created on first use)."""
-    loop = asyncio.get_running_loop()
-    entry = _async_clients.get(loop)
-    if entry is not None and not entry[0].is_closed:
-        return entry[0]
-    # building the TLS context reads CA files (~0.1-0.5 s): keep that off the event loop
-    ctx = _ssl_ctx if _ssl_ctx is not None else await asyncio.to_thread(_ssl_context)
-    with _lock:
-        entry = _async_clients.get(loop)  # another task may have won while we waited
-        if entry is not None and not entry[0].is_closed:
-            return entry[0]
-        for other in [lp for lp in _async_clients if lp.is_closed()]:
-            del _async_clients[other]  # loops closed without shutdown_asyncgens: let GC reap
-        client = httpx.AsyncClient(
-            limits=LIMITS, timeout=DEFAULT_TIMEOUT, follow_redirects=False, verify=ctx
-        )
-        guard = _closer(loop, client)
-        _async_clients[loop] = (client, guard)
-    await guard.__anext__()  # registers with the loop's asyncgen hooks
-    return client
-
-
-def close_clients() -> None:
-    """Close the shared sync client (a new one is created on next use)."""
-    global _sync_client
-    with _lock:
-        client, _sync_client = _sync_client, None
-    if client is not None:
-        client.close()
-
-
-async def aclose_clients() -> None:
-    """Close the running loop's shared async client (a new one is created on next use)."""
-    loop = asyncio.get_running_loop()
-    with _lock:
-        entry = _async_clients.pop(loop, None)
-    if entry is not None:
-        await entry[0].aclose()
-
-
-def _reset_after_fork() -> None:  # pragma: no cover - exercised only in forked children
-    global _sync_client
-    _sync_client = None
-    _async_clients.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date), else None."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - clock.now())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-
-
-def _extract_error(content: bytes) -> tuple[str | None, str | None]:
-    """(message, type) from an error body: ``{"error": {...}}``, ``{"error": "..."}``, text."""
-    try:
-        payload = json.loads(content) if content else None
-    except ValueError:
-        text = content.decode("utf-8", "replace").strip()
-        if text and not text.lstrip().startswith("<"):
-            return " ".join(text.split())[:300], None
-        return None, None
-    if not isinstance(payload, dict):
-        return None, None
-    err = payload.get("error", payload)
-    if isinstance(err, str):
-        desc = payload.get("error_description") or payload.get("message")
-        return (desc if isinstance(desc, str) else err), err
-    if not isinstance(err, dict):
-        return None, None
-    message = err.get("message") or err.get("detail") or err.get("error_description")
-    etype = err.get("type") or err.get("code")
-    if not isinstance(etype, str) or etype == "error":
-        etype = None
-    return (message if isinstance(message, str) else None), etype
-
-
-def _sent_token(response: httpx.Response) -> str | None:
-    """The bearer token the request carried (to scrub it from an echoing error body)."""
-    try:
-        value = response.request.headers.get("authorization")
-    except RuntimeError:  # a Response built by hand has no request
-        return None
-    if not value:
-        return None
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else value
-
-
-def _scrub(
-    response: httpx.Response, message: str | None, etype: str | None
-) -> tuple[str | None, str | None]:
-    """Server text with the token that was sent (and anything credential-shaped) redacted."""
-    if not message and not etype:
-        return message, etype
-    token = _sent_token(response)
-    return (
-        redact(message, token) if message else message,
-        redact(etype, token) if etype else etype,
-    )
-
-
-def error_from_response(
-    response: httpx.Response, *, user_agent: str | None = None, source: str | None = None
-) -> APIError:
-    """Map an error response (body already read) to the typed error for its status and body.
-
-    The server's text is scrubbed of the bearer token the request carried (proxies echo it).
-    """
-    status = response.status_code
-    headers = response.headers
-    try:
-        content = response.content
-    except httpx.ResponseNotRead:
-        content = b""
-    message, etype = _extract_error(content)
-    message, etype = _scrub(response, message, etype)
-    if not message:
-        message = f"HTTP {status} {response.reason_phrase or ''}".strip()
-    low = message.lower()
-    common: dict[str, Any] = {
-        "status": status,
-        "error_type": etype,
-        "trace_id": headers.get("x-trace-id"),
-        "request_id": headers.get("x-request-id"),
-    }
-    if status in (400, 413, 422):
-        if any(w in low for w in _CONTEXT_WORDS) or etype == "context_length_exceeded":
-            return ContextTooLongError(message, **common)
-        return BadRequestError(message, **common)
-    if status == 401:
-        where = f" (credentials: {_SOURCE_LABELS.get(source, source)})" if source else ""
-        return AuthenticationError(f"The Kimi Coding API rejected the token{where}: {message}", **common)
-    if status == 402:
-        return QuotaExceededError(message, retry_after=parse_retry_after(headers), **common)
-    if status == 403:
-        if "coding agent" in low:
-            return UserAgentRejectedError(
-                f"{message} The request was sent with User-Agent {user_agent!r}.", **common
-            )
-        if etype == "access_terminated_error" or "access terminated" in low:
-            return AccessTerminatedError(message, **common)
-        return PermissionDeniedError(
-            message,
-            hint="Your login or plan does not allow this request; check the model and your subscription.",
-            **common,
-        )
-    if status == 404:
-        return NotFoundError(message, **common)
-    if status == 429:
-        retry_after = parse_retry_after(headers)
-        if etype == "exceeded_current_quota_error" or any(w in low for w in _QUOTA_WORDS):
-            return QuotaExceededError(message, retry_after=retry_after, **common)
-        return RateLimitError(message, retry_after=retry_after, **common)
-    if status >= 500:
-        return ServerError(message, **common)
-    return APIError(message, hint="The request was not accepted; see the message above.", **common)
-
-
-def _connection_error(exc: httpx.HTTPError, method: str, url: str) -> tuple[APIConnectionError, bool]:
-    """(error, retryable) for an httpx exception raised before a response arrived."""
-    name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        # A read timeout on a chat POST means the server is still thinking: retrying would
-        # double the wait and the quota spent. Connect/pool timeouts and GETs are retried.
-        retry = method == "GET" or isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-        return APITimeoutError(f"{method} {url} timed out ({name})."), retry
-    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return APIConnectionError(f"Cannot send {method} {url}: {exc}"), False
-    return APIConnectionError(f"Could not reach {url} ({name}: {exc})."), True
-
-
-def _retryable(err: Exception) -> bool:
-    if isinstance(err, QuotaExceededError):
-        return False
-    if isinstance(err, RateLimitError):
-        return True
-    return isinstance(err, ServerError) and err.status in RETRY_STATUSES
-
-
-def _backoff(attempt: int, retry_after: float | None) -> float | None:
-    """Seconds to wait before retry number ``attempt + 1``; None = do not retry (too long)."""
-    if retry_after is not None:
-        return retry_after if retry_after <= RETRY_AFTER_CAP else None
-    base: float = min(BACKOFF_MAX, BACKOFF_INITIAL * 2.0**attempt)
-    return base * random.uniform(0.75, 1.25)
 
 
 def _encode(body: Mapping[str, Any]) -> bytes:
@@ -402,15 +97,6 @@ def _parsed_url(url: str) -> httpx.URL:
             _URLS.clear()
         _URLS[url] = parsed
     return parsed
-
-
-def _headers_dict(headers: httpx.Headers) -> dict[str, str]:
-    """``dict(headers)`` (lower-case names, repeated values joined by ", ") in one pass."""
-    out: dict[str, str] = {}
-    for key, value in headers.multi_items():
-        prev = out.get(key)
-        out[key] = value if prev is None else prev + ", " + value
-    return out
 
 
 _FRAMING_HEADERS = ("host", "content-length", "transfer-encoding")
@@ -592,7 +278,7 @@ class Transport:
         attempt: int = 0,
     ) -> tuple[httpx.Response, int]:
         """Send with retries; return (a 2xx response, the attempt number that produced it)."""
-        client = _get_sync_client()
+        client = http_pool._get_sync_client()
         url = self._url(path)
         content = _encode(body) if body is not None else None
         headers = self._request_headers(stream=stream, has_body=content is not None)
@@ -641,7 +327,7 @@ class Transport:
         attempt: int = 0,
     ) -> tuple[httpx.Response, int]:
         """Async `_send`."""
-        client = await _get_async_client()
+        client = await http_pool._get_async_client()
         url = self._url(path)
         content = _encode(body) if body is not None else None
         headers = self._request_headers(stream=stream, has_body=content is not None)
@@ -812,296 +498,3 @@ class Transport:
         if not isinstance(data, dict):
             raise APIError("The /usages answer was not a JSON object.", status=response.status_code)
         return data
-
-
-# --------------------------------------------------------------------------- streams
-
-
-def _stream_error(exc: httpx.HTTPError, trace_id: str | None) -> APIConnectionError:
-    where = f" (x-trace-id: {trace_id})" if trace_id else ""
-    if isinstance(exc, httpx.TimeoutException):
-        return APITimeoutError(f"The stream stalled: no data within the read timeout{where}.")
-    err = StreamInterruptedError(
-        f"The connection broke before the stream finished ({type(exc).__name__}){where}; "
-        "the answer is incomplete."
-    )
-    err.trace_id = trace_id  # type: ignore[attr-defined]
-    return err
-
-
-def _is_json_type(content_type: str) -> bool:
-    """Whether a 2xx answer's Content-Type is JSON rather than an event stream."""
-    ctype = content_type.lower()
-    return "json" in ctype and "event-stream" not in ctype
-
-
-def _json_instead_of_stream(response: httpx.Response) -> StreamError:
-    """A 2xx JSON answer to a streaming request: an error object, or a proxy that ignores SSE."""
-    message, etype = _scrub(response, *_extract_error(response.content))
-    return StreamError(
-        message or "The server answered a streaming request with plain JSON instead of an event stream.",
-        status=response.status_code,
-        error_type=etype,
-        trace_id=response.headers.get("x-trace-id"),
-        request_id=response.headers.get("x-request-id"),
-        hint="Check that the base URL points at the Kimi Coding API (…/coding/v1), then retry.",
-    )
-
-
-class ChatStream:
-    """Iterator of chat completion chunk dicts from one streaming request.
-
-    Lazy: the request is sent on the first ``next()`` (or `open()`). ``trace_id`` / ``headers``
-    are set once it is open. Always `close()` it (or use ``with``) if you stop early.
-    """
-
-    def __init__(self, transport: Transport, body: Mapping[str, Any]) -> None:
-        self._transport = transport
-        self._body = body
-        self._response: httpx.Response | None = None
-        self._raw: Iterator[bytes] | None = None
-        self._chunks: Iterator[dict[str, Any]] | None = None
-        self._attempt = 0
-        self._yielded = False
-        self._closed = False
-        self.trace_id: str | None = None
-        self.request_id: str | None = None
-        self.headers: dict[str, str] = {}
-
-    def open(self) -> ChatStream:
-        """Send the request now (retrying per policy); raises the mapped error on failure."""
-        if self._response is None and not self._closed:
-            response, self._attempt = self._transport._send(
-                "POST", "/chat/completions", self._body, stream=True, attempt=self._attempt
-            )
-            self._response = response
-            headers = self.headers = _headers_dict(response.headers)
-            self.trace_id = headers.get("x-trace-id")
-            self.request_id = headers.get("x-request-id")
-            if _is_json_type(headers.get("content-type", "")):
-                try:
-                    response.read()
-                except httpx.HTTPError as exc:
-                    raise _stream_error(exc, self.trace_id) from None
-                finally:
-                    self.close()
-                raise _json_instead_of_stream(response)
-            self._raw = self._bytes(response)
-            self._chunks = iter_chunks(self._raw, trace_id=self.trace_id, request_id=self.request_id)
-        return self
-
-    def _bytes(self, response: httpx.Response) -> Iterator[bytes]:
-        source = response.iter_bytes() if "content-encoding" in self.headers else response.iter_raw()
-        try:
-            yield from source
-        except httpx.HTTPError as exc:
-            raise _stream_error(exc, self.trace_id) from None
-
-    def __iter__(self) -> ChatStream:
-        return self
-
-    def __next__(self) -> dict[str, Any]:
-        chunks = self._chunks
-        if chunks is None:
-            if self._closed:
-                raise StopIteration
-            try:
-                self.open()
-            except BaseException:
-                self._closed = True  # one request per stream: do not resend on the next next()
-                raise
-            chunks = self._chunks
-            assert chunks is not None
-        try:
-            chunk = next(chunks)
-        except StopIteration:
-            self._finish()
-            raise
-        except StreamInterruptedError:
-            if self._retry_before_first_chunk():
-                return self.__next__()
-            self.close()
-            raise
-        except BaseException:
-            self.close()
-            raise
-        self._yielded = True
-        return chunk
-
-    def _retry_before_first_chunk(self) -> bool:
-        """Reconnect when the stream broke before anything was yielded (budget permitting)."""
-        if self._yielded or self._closed or self._attempt >= self._transport.max_retries:
-            return False
-        delay = _backoff(self._attempt, None)
-        self._discard()
-        logger.debug("stream interrupted before its first chunk; retrying in %.2f s", delay)
-        clock.sleep(delay or 0.0)
-        self._attempt += 1
-        return True
-
-    def _finish(self) -> None:
-        """After ``[DONE]``: read the (empty) rest so the connection returns to the pool."""
-        raw = self._raw
-        if raw is not None:
-            try:
-                for _i, _ in zip(range(_DRAIN_LIMIT), raw, strict=False):
-                    pass
-            except Exception:
-                pass
-        self.close()
-
-    def _discard(self) -> None:
-        response, self._response = self._response, None
-        raw, chunks = self._raw, self._chunks
-        self._raw = self._chunks = None
-        for gen in (chunks, raw):
-            close = getattr(gen, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    pass
-        if response is not None:
-            response.close()
-
-    def close(self) -> None:
-        """Release the connection; further iteration stops."""
-        self._closed = True
-        self._discard()
-
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __del__(self) -> None:  # an abandoned stream must not pin a pooled connection
-        try:
-            if self._response is not None:
-                self._response.close()
-        except Exception:
-            pass
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncChatStream:
-    """Async iterator of chunk dicts; lazy like `ChatStream` (sent on first ``__anext__``)."""
-
-    def __init__(self, transport: Transport, body: Mapping[str, Any]) -> None:
-        self._transport = transport
-        self._body = body
-        self._response: httpx.Response | None = None
-        self._raw: AsyncIterator[bytes] | None = None
-        self._chunks: AsyncIterator[dict[str, Any]] | None = None
-        self._attempt = 0
-        self._yielded = False
-        self._closed = False
-        self.trace_id: str | None = None
-        self.request_id: str | None = None
-        self.headers: dict[str, str] = {}
-
-    async def aopen(self) -> AsyncChatStream:
-        """Send the request now (retrying per policy); raises the mapped error on failure."""
-        if self._response is None and not self._closed:
-            response, self._attempt = await self._transport._asend(
-                "POST", "/chat/completions", self._body, stream=True, attempt=self._attempt
-            )
-            self._response = response
-            headers = self.headers = _headers_dict(response.headers)
-            self.trace_id = headers.get("x-trace-id")
-            self.request_id = headers.get("x-request-id")
-            if _is_json_type(headers.get("content-type", "")):
-                try:
-                    await response.aread()
-                except httpx.HTTPError as exc:
-                    raise _stream_error(exc, self.trace_id) from None
-                finally:
-                    await self.aclose()
-                raise _json_instead_of_stream(response)
-            self._raw = self._bytes(response)
-            self._chunks = aiter_chunks(self._raw, trace_id=self.trace_id, request_id=self.request_id)
-        return self
-
-    async def _bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        source = response.aiter_bytes() if "content-encoding" in self.headers else response.aiter_raw()
-        try:
-            async for data in source:
-                yield data
-        except httpx.HTTPError as exc:
-            raise _stream_error(exc, self.trace_id) from None
-
-    def __aiter__(self) -> AsyncChatStream:
-        return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        while True:
-            chunks = self._chunks
-            if chunks is None:
-                if self._closed:
-                    raise StopAsyncIteration
-                try:
-                    await self.aopen()
-                except BaseException:
-                    self._closed = True  # one request per stream: do not resend
-                    raise
-                chunks = self._chunks
-                assert chunks is not None
-            try:
-                chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                await self._finish()
-                raise
-            except StreamInterruptedError:
-                if await self._retry_before_first_chunk():
-                    continue
-                await self.aclose()
-                raise
-            except BaseException:
-                await self.aclose()
-                raise
-            self._yielded = True
-            return chunk
-
-    async def _retry_before_first_chunk(self) -> bool:
-        if self._yielded or self._closed or self._attempt >= self._transport.max_retries:
-            return False
-        delay = _backoff(self._attempt, None)
-        await self._discard()
-        logger.debug("stream interrupted before its first chunk; retrying in %.2f s", delay)
-        await clock.asleep(delay or 0.0)
-        self._attempt += 1
-        return True
-
-    async def _finish(self) -> None:
-        raw = self._raw
-        if raw is not None:
-            try:
-                for _ in range(_DRAIN_LIMIT):
-                    await raw.__anext__()
-            except (StopAsyncIteration, Exception):
-                pass
-        await self.aclose()
-
-    async def _discard(self) -> None:
-        response, self._response = self._response, None
-        raw, chunks = self._raw, self._chunks
-        self._raw = self._chunks = None
-        for gen in (chunks, raw):
-            aclose = getattr(gen, "aclose", None)
-            if aclose is not None:
-                try:
-                    await aclose()
-                except Exception:
-                    pass
-        if response is not None:
-            await response.aclose()
-
-    async def aclose(self) -> None:
-        """Release the connection; further iteration stops."""
-        self._closed = True
-        await self._discard()
-
-    async def __aenter__(self) -> AsyncChatStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kimi_coder_auth import http_pool
 from kimi_coder_auth import transport as transport_mod
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.emulator import Emulator
@@ -187,8 +188,8 @@ async def test_requests_are_what_httpx_build_request_makes(stream: bool, setting
     the cached path must really be the one taken (a caller-set Host header is the exception)."""
     t = Transport(credential=StaticCredential(KEY), base_url="http://127.0.0.1:9/v1", **settings)
     url = t._url("/chat/completions")
-    sync_client = transport_mod._get_sync_client()
-    async_client = await transport_mod._get_async_client()
+    sync_client = http_pool._get_sync_client()
+    async_client = await http_pool._get_async_client()
     for client in (sync_client, async_client):
         reference = client.build_request
         for method, content in (("POST", b'{"a":1}'), ("POST", b""), ("POST", None), ("GET", None)):
@@ -217,7 +218,7 @@ def test_the_header_cache_does_not_keep_clients_alive() -> None:
     import weakref
 
     t = Transport(credential=StaticCredential(KEY), base_url="http://127.0.0.1:9/v1")
-    client = transport_mod._new_sync_client(transport_mod._ssl_context())
+    client = http_pool._new_sync_client(http_pool._ssl_context())
     headers = t._request_headers(stream=True, has_body=True)
     t._build_request(client, "POST", t._url("/chat/completions"), b"{}", headers)
     assert len(t._base_headers) == 1
@@ -232,8 +233,8 @@ def test_cookies_set_by_the_server_are_sent_back(emu: Emulator, fake_clock: Fake
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A sticky load-balancer cookie on a 429 must come back on the retry (httpx's own behaviour,
     kept although requests are built without ``client.build_request`` on the fast path)."""
-    client = transport_mod._new_sync_client(transport_mod._ssl_context())
-    monkeypatch.setattr(transport_mod, "_sync_client", client)  # a private cookie jar
+    client = http_pool._new_sync_client(http_pool._ssl_context())
+    monkeypatch.setattr(http_pool, "_sync_client", client)  # a private cookie jar
     try:
         emu.inject("chat", status=429, headers={"Retry-After": "0", "Set-Cookie": "lb=node-7; Path=/"})
         assert make(emu).chat(BODY).data["choices"]
@@ -282,7 +283,7 @@ def _count_connections(emu: Emulator) -> list[int]:
 
 
 def test_sequential_requests_reuse_one_connection(emu: Emulator) -> None:
-    transport_mod.close_clients()
+    http_pool.close_clients()
     opened = _count_connections(emu)
     t = make(emu)
     t.chat(BODY)
@@ -306,7 +307,7 @@ def test_asyncio_run_twice_in_a_row(emu: Emulator) -> None:
     assert asyncio.run(main()) == "You said: hi"
     assert asyncio.run(main()) == "You said: hi"
     # the finished loops' clients were closed and dropped
-    assert not [lp for lp in transport_mod._async_clients if lp.is_closed()]
+    assert not [lp for lp in http_pool._async_clients if lp.is_closed()]
 
 
 async def test_async_connections_are_reused(emu: Emulator) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from pydantic import SecretStr
 
-from kimi_coder_auth.transport import _headers_dict
+from kimi_coder_auth.http_pool import _headers_dict
 from langchain_kimi_coder import ChatKimiCoder
 
 

@@ -1,0 +1,190 @@
+"""Error mapping: an HTTP error answer (status, body, headers) to the typed errors of `errors.py`.
+
+The server's text is scrubbed of the token the request carried before it is quoted anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from . import clock
+from ._redact import redact
+from .errors import (
+    AccessTerminatedError,
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ContextTooLongError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    UserAgentRejectedError,
+)
+
+__all__ = ["error_from_response", "parse_retry_after"]
+
+_CONTEXT_WORDS = (
+    "context length",
+    "context_length",
+    "maximum context",
+    "context window",
+    "too many tokens",
+    "prompt is too long",
+    "exceeds the model's",
+)
+_SOURCE_LABELS = {
+    "explicit": "the api_key argument",
+    "env": "KIMI_CODER_API_KEY",
+    "kimi-cli": "kimi-cli's login",
+    "kimi-code": "Kimi Code's login",
+}
+_QUOTA_WORDS = ("quota", "insufficient balance", "balance is insufficient", "recharge")
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date), else None."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - clock.now())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _extract_error(content: bytes) -> tuple[str | None, str | None]:
+    """(message, type) from an error body: ``{"error": {...}}``, ``{"error": "..."}``, text."""
+    try:
+        payload = json.loads(content) if content else None
+    except ValueError:
+        text = content.decode("utf-8", "replace").strip()
+        if text and not text.lstrip().startswith("<"):
+            return " ".join(text.split())[:300], None
+        return None, None
+    if not isinstance(payload, dict):
+        return None, None
+    err = payload.get("error", payload)
+    if isinstance(err, str):
+        desc = payload.get("error_description") or payload.get("message")
+        return (desc if isinstance(desc, str) else err), err
+    if not isinstance(err, dict):
+        return None, None
+    message = err.get("message") or err.get("detail") or err.get("error_description")
+    etype = err.get("type") or err.get("code")
+    if not isinstance(etype, str) or etype == "error":
+        etype = None
+    return (message if isinstance(message, str) else None), etype
+
+
+def _sent_token(response: httpx.Response) -> str | None:
+    """The bearer token the request carried (to scrub it from an echoing error body)."""
+    try:
+        value = response.request.headers.get("authorization")
+    except RuntimeError:  # a Response built by hand has no request
+        return None
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else value
+
+
+def _scrub(
+    response: httpx.Response, message: str | None, etype: str | None
+) -> tuple[str | None, str | None]:
+    """Server text with the token that was sent (and anything credential-shaped) redacted."""
+    if not message and not etype:
+        return message, etype
+    token = _sent_token(response)
+    return (
+        redact(message, token) if message else message,
+        redact(etype, token) if etype else etype,
+    )
+
+
+def error_from_response(
+    response: httpx.Response, *, user_agent: str | None = None, source: str | None = None
+) -> APIError:
+    """Map an error response (body already read) to the typed error for its status and body.
+
+    The server's text is scrubbed of the bearer token the request carried (proxies echo it).
+    """
+    status = response.status_code
+    headers = response.headers
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        content = b""
+    message, etype = _extract_error(content)
+    message, etype = _scrub(response, message, etype)
+    if not message:
+        message = f"HTTP {status} {response.reason_phrase or ''}".strip()
+    low = message.lower()
+    common: dict[str, Any] = {
+        "status": status,
+        "error_type": etype,
+        "trace_id": headers.get("x-trace-id"),
+        "request_id": headers.get("x-request-id"),
+    }
+    if status in (400, 413, 422):
+        if any(w in low for w in _CONTEXT_WORDS) or etype == "context_length_exceeded":
+            return ContextTooLongError(message, **common)
+        return BadRequestError(message, **common)
+    if status == 401:
+        where = f" (credentials: {_SOURCE_LABELS.get(source, source)})" if source else ""
+        return AuthenticationError(f"The Kimi Coding API rejected the token{where}: {message}", **common)
+    if status == 402:
+        return QuotaExceededError(message, retry_after=parse_retry_after(headers), **common)
+    if status == 403:
+        if "coding agent" in low:
+            return UserAgentRejectedError(
+                f"{message} The request was sent with User-Agent {user_agent!r}.", **common
+            )
+        if etype == "access_terminated_error" or "access terminated" in low:
+            return AccessTerminatedError(message, **common)
+        return PermissionDeniedError(
+            message,
+            hint="Your login or plan does not allow this request; check the model and your subscription.",
+            **common,
+        )
+    if status == 404:
+        return NotFoundError(message, **common)
+    if status == 429:
+        retry_after = parse_retry_after(headers)
+        if etype == "exceeded_current_quota_error" or any(w in low for w in _QUOTA_WORDS):
+            return QuotaExceededError(message, retry_after=retry_after, **common)
+        return RateLimitError(message, retry_after=retry_after, **common)
+    if status >= 500:
+        return ServerError(message, **common)
+    return APIError(message, hint="The request was not accepted; see the message above.", **common)
+
+
+def _connection_error(exc: httpx.HTTPError, method: str, url: str) -> tuple[APIConnectionError, bool]:
+    """(error, retryable) for an httpx exception raised before a response arrived."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        # A read timeout on a chat POST means the server is still thinking: retrying would
+        # double the wait and the quota spent. Connect/pool timeouts and GETs are retried.
+        retry = method == "GET" or isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+        return APITimeoutError(f"{method} {url} timed out ({name})."), retry
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return APIConnectionError(f"Cannot send {method} {url}: {exc}"), False
+    return APIConnectionError(f"Could not reach {url} ({name}: {exc})."), True

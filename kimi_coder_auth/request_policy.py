@@ -1,0 +1,215 @@
+"""Request rules both routes share: thinking on/off and effort, tool choice vs thinking, formats.
+
+Kimi enforces these on either route; each codec turns the decisions into its own body fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .catalogue import ModelInfo
+from .errors import ParameterError
+from .schema import normalize_schema
+
+__all__ = [
+    "FORCED_TOOL_POLICIES",
+    "SAMPLING_PARAMS",
+    "has_remote_images",
+    "is_forced_choice",
+    "map_tool_choice",
+    "needs_live_model_info",
+    "normalize_response_format",
+    "thinking_on",
+    "thinking_param",
+]
+
+FORCED_TOOL_POLICIES = ("disable_thinking", "auto", "error")
+
+#: Sampling parameters both adapters expose; ``build_request`` sends each only when not None
+#: (Kimi fixes them per model, so unset means "server default", never a client-side default).
+SAMPLING_PARAMS = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "n", "seed")
+
+_TEXT = "text"
+_IMAGE = "image_url"
+
+
+def _info_thinking(info: ModelInfo | None) -> str:
+    return info.thinking if info is not None else "both"
+
+
+def thinking_on(thinking: bool | None, info: ModelInfo | None) -> bool:
+    """Whether the model will think: ``"only"`` always, ``"no"`` never, else on unless False
+    (the server default is on)."""
+    kind = _info_thinking(info)
+    if kind == "only":
+        return True
+    if kind == "no":
+        return False
+    return thinking is not False
+
+
+def thinking_param(
+    thinking: bool | None, effort: str | None, info: ModelInfo | None
+) -> dict[str, Any] | None:
+    """The top-level ``thinking`` body field, or None to leave the server default.
+
+    Raises ``ValueError`` for combinations the model cannot honour (disabling an always-thinking
+    model, enabling a non-thinking one, an effort level it does not list).
+    """
+    kind = _info_thinking(info)
+    name = info.id if info is not None else "this model"
+    if effort is not None:
+        if thinking is False:
+            raise ParameterError(
+                f"{{effort={effort!r}}} needs thinking; drop {{effort}} or {{thinking=False}}."
+            )
+        if kind == "no":
+            raise ParameterError(f"{name} does not think, so {{effort={effort!r}}} cannot apply.")
+        if info is not None and info.known:
+            if not info.efforts:
+                raise ParameterError(
+                    f"{name} has no effort levels; drop {{effort}} ({{thinking=True}} enables "
+                    "thinking)."
+                )
+            if effort not in info.efforts:
+                raise ParameterError(
+                    f"{{effort={effort!r}}} is not valid for {name}; valid: {', '.join(info.efforts)}."
+                )
+    if thinking is None:
+        return {"type": "enabled", "effort": effort} if effort is not None else None
+    if thinking:
+        if kind == "no":
+            raise ParameterError(f"{name} does not support thinking; drop {{thinking=True}}.")
+        out: dict[str, Any] = {"type": "enabled"}
+        if effort is not None:
+            out["effort"] = effort
+        return out
+    if kind == "only":
+        raise ParameterError(
+            f"{name} always thinks and rejects thinking disabled; drop {{thinking=False}} or use "
+            "a model that can turn thinking off."
+        )
+    if kind == "no":
+        return None  # nothing to disable
+    return {"type": "disabled"}
+
+
+def map_tool_choice(tool_choice: Any) -> Any:
+    """Map framework tool-choice values to Kimi's: a tool name -> named function choice,
+    ``"any"``/``"required"``/True -> ``"required"``, ``"auto"``/``"none"``/dict unchanged,
+    None/False -> None (omitted) / ``"none"``."""
+    if tool_choice is None:
+        return None
+    if tool_choice is True:
+        return "required"
+    if tool_choice is False:
+        return "none"
+    if isinstance(tool_choice, str):
+        if tool_choice in ("auto", "none", "required"):
+            return tool_choice
+        if tool_choice == "any":
+            return "required"
+        return {"type": "function", "function": {"name": tool_choice}}
+    if isinstance(tool_choice, Mapping):
+        if tool_choice.get("type") == "function" and "function" not in tool_choice \
+                and isinstance(tool_choice.get("name"), str):
+            return {"type": "function", "function": {"name": tool_choice["name"]}}
+        return dict(tool_choice)
+    raise ValueError(
+        f"tool_choice {tool_choice!r} is not understood; use 'auto', 'none', 'required', a tool "
+        "name, or {'type': 'function', 'function': {'name': ...}}."
+    )
+
+
+def _is_forced(choice: Any) -> bool:
+    return choice == "required" or (isinstance(choice, Mapping) and choice.get("type") in (
+        "function", "builtin_function"))
+
+
+def is_forced_choice(tool_choice: Any) -> bool:
+    """True when ``tool_choice`` (framework or Kimi form) forces a tool call: ``"required"``,
+    ``"any"``, True, a tool name or a named-function dict. Not-understood values are False
+    (``build_request`` reports them)."""
+    try:
+        return _is_forced(map_tool_choice(tool_choice))
+    except ValueError:
+        return False
+
+
+def _has_media(content: Any) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(p, Mapping) and p.get("type") not in (_TEXT, None) for p in content
+    )
+
+
+def needs_live_model_info(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    thinking: bool | None = None,
+    effort: str | None = None,
+    tool_choice: Any = None,
+) -> bool:
+    """Whether a request depends on the live ``/models`` entry (thinking mode, effort levels, a
+    forced tool choice's thinking rules, image input); plain requests skip that lookup."""
+    return (
+        thinking is not None
+        or effort is not None
+        or is_forced_choice(tool_choice)
+        or any(isinstance(m, Mapping) and _has_media(m.get("content")) for m in messages)
+    )
+
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def normalize_response_format(response_format: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``response_format`` in Kimi's dialect (a new dict; the input is not mutated).
+
+    ``json_schema`` formats get the schema normalised like tool parameters (refs inlined, every
+    property typed), ``$schema`` dropped (Moonshot rejects it) and the name made safe
+    (``[A-Za-z0-9_-]``, <= 64 chars; from the schema title when absent). Other types pass as is.
+    """
+    if not isinstance(response_format, Mapping):
+        raise ValueError(
+            f"response_format must be a dict such as {{'type': 'json_object'}}, got "
+            f"{type(response_format).__name__}."
+        )
+    out = dict(response_format)
+    if out.get("type") != "json_schema":
+        return out
+    spec = out.get("json_schema")
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
+        raise ValueError(
+            "response_format type 'json_schema' needs json_schema.schema (a JSON-schema object); "
+            "pass {'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}."
+        )
+    schema = spec["schema"]
+    try:
+        wire_schema = normalize_schema(schema)
+    except ValueError as exc:
+        raise ValueError(f"response_format json_schema: {exc}") from None
+    wire_schema.pop("$schema", None)
+    name = spec.get("name") or schema.get("title") or "response"
+    new_spec = dict(spec)
+    new_spec["name"] = _NAME_UNSAFE.sub("_", str(name))[:64]
+    new_spec["schema"] = wire_schema
+    if not new_spec.get("description") and isinstance(schema.get("description"), str) \
+            and schema["description"]:
+        new_spec["description"] = schema["description"]
+    out["json_schema"] = new_spec
+    return out
+
+
+def has_remote_images(messages: Sequence[Mapping[str, Any]]) -> bool:
+    for m in messages:
+        content = m.get("content") if isinstance(m, Mapping) else None
+        if isinstance(content, list):
+            for p in content:
+                if isinstance(p, Mapping) and p.get("type") == _IMAGE:
+                    spec = p.get("image_url")
+                    url = spec.get("url") if isinstance(spec, Mapping) else spec
+                    if not (isinstance(url, str) and url.startswith(("data:", "ms://"))):
+                        return True
+    return False
