@@ -203,7 +203,7 @@ def build_chat_model(args: argparse.Namespace) -> Any:
 
     kwargs: dict[str, Any] = {}
     for opt in ("model", "base_url", "api_key", "credentials", "thinking", "effort", "max_tokens",
-                "user_agent", "timeout"):
+                "user_agent", "timeout", "protocol"):
         value = getattr(args, opt, None)
         if opt == "credentials" and value == "auto":
             value = None

@@ -327,7 +327,8 @@ def test_env_key_is_never_copied_into_models_or_payloads(
 # -- errors
 
 
-ERROR_CASES = ("401", "403-ua", "429", "500", "drop", "sse-error", "refused")
+ERROR_CASES = ("401", "403-ua", "429", "500", "drop", "sse-error", "refused",
+               "msg-401", "msg-429", "msg-drop", "msg-sse-error")
 
 
 def _arrange(case: str, emu: Emulator, key: str) -> tuple[dict[str, Any], type | tuple[type, ...]]:
@@ -339,7 +340,22 @@ def _arrange(case: str, emu: Emulator, key: str) -> tuple[dict[str, Any], type |
         return {}, k.AuthenticationError
     if case == "403-ua":
         emu.ua_gate = re.compile(r"^KimiCLI/")
-        return {}, k.UserAgentRejectedError
+        return {"protocol": "openai"}, k.UserAgentRejectedError  # pinned: no switch
+    # the Anthropic Messages route (x-api-key auth, Anthropic error envelope)
+    msg = {"protocol": "anthropic"}
+    if case == "msg-401":
+        emu.api_keys.discard(key)
+        return msg, k.AuthenticationError
+    if case == "msg-429":
+        emu.inject("messages", status=429, times=None)
+        return msg, k.RateLimitError
+    if case == "msg-drop":
+        emu.inject("messages", drop_after_chunks=2, times=None)
+        return msg, k.APIConnectionError
+    if case == "msg-sse-error":
+        emu.inject("messages", sse_error={"error": {"message": "overloaded", "type": "overloaded_error"}},
+                   times=None)
+        return msg, (k.APIError, k.APIConnectionError)
     if case == "429":
         emu.inject("chat", status=429, times=None)
         return {}, k.RateLimitError
@@ -374,12 +390,15 @@ def test_chat_model_errors_hide_the_key(
         ("ainvoke", lambda: asyncio.run(model.ainvoke("hello there", config={"callbacks": [spy]}))),
     ]
     for name, call in calls:
-        if case == "sse-error" and name != "stream":
+        if case in ("sse-error", "msg-sse-error") and name != "stream":
             continue  # an SSE error event exists only on streams
         with pytest.raises(expected) as info:
             call()
         errors.append((name, info.value))
-    assert any(r.headers.get("authorization") == f"Bearer {key}" for r in emu.requests) or case == "refused"
+    assert any(
+        r.headers.get("authorization") == f"Bearer {key}" or r.headers.get("x-api-key") == key
+        for r in emu.requests
+    ) or case == "refused"
     for name, exc in errors:
         leaks.check_exc(f"{case}/{name}", exc)
     for name, payload in spy.events:
@@ -512,7 +531,7 @@ def test_llm_errors_hide_the_key(
         ("stream_chat", lambda: list(llm.stream_chat(_user("hello there")))),
         ("astream_chat", lambda: asyncio.run(astream())),
     ):
-        if case == "sse-error" and name == "chat":
+        if case in ("sse-error", "msg-sse-error") and name == "chat":
             continue  # an SSE error event exists only on streams
         with pytest.raises(expected) as info:
             call()
