@@ -3,6 +3,7 @@ with the model's defaults and `finish_reason` on every path, against the emulato
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -90,16 +91,23 @@ def test_parameters_that_cannot_apply_name_themselves() -> None:
 # --------------------------------------------------------------------------- structured output
 
 
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
 def test_structured_output_on_an_always_thinking_model_just_works(
-    model_kwargs: dict, emulator: Emulator
+    model_kwargs: dict, emulator: Emulator, protocol: str
 ) -> None:
-    llm = ChatKimiCoder(**model_kwargs, model="k3")
+    llm = ChatKimiCoder(**model_kwargs, model="k3", protocol=protocol)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         person = llm.with_structured_output(Person).invoke("'Ada' is 36")
     assert person == Person(name="Ada", age=36)
-    body = _last_chat(emulator)
-    assert body["response_format"]["type"] == "json_schema" and "tool_choice" not in body
+    req = emulator.requests[-1]
+    assert "tool_choice" not in req.body and req.body.get("thinking") != {"type": "disabled"}
+    if protocol == "openai":
+        assert req.path.endswith("/chat/completions")
+        assert req.body["response_format"]["type"] == "json_schema"
+    else:  # the Messages route carries the schema as an instruction
+        assert req.path.endswith("/messages")
+        assert "JSON schema" in json.dumps(req.body["system"])
 
 
 def test_structured_output_with_thinking_off_uses_a_forced_tool(
