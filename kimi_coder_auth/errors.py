@@ -39,6 +39,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ReauthRequired",
+    "RegionError",
     "ServerError",
     "SourceAttempt",
     "StreamError",
@@ -200,6 +201,10 @@ class DeviceLoginTimeout(DeviceLoginError):
 
 
 # --------------------------------------------------------------------------- transport
+
+
+class RegionError(KimiCoderError, ValueError):
+    """An unknown or contradictory region setting (`region=`, `KIMI_CODER_REGION`, `--region`)."""
 
 
 class InsecureTransportError(KimiCoderError):

@@ -195,7 +195,7 @@ class Transport:
     @property
     def base_url(self) -> str:
         """Argument, then ``$KIMI_CODE_BASE_URL``, then the public endpoint (no trailing /)."""
-        return (self._base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+        return (self._base_url or __import__("kimi_coder_auth.paths").paths.default_base_url()).rstrip("/")
 
     @property
     def user_agent(self) -> str:

@@ -109,6 +109,9 @@ class ChatKimiCoder(BaseChatModel):
     """API base URL; default ``KIMI_CODE_BASE_URL`` or ``https://api.kimi.com/coding/v1``."""
     credentials: str | None = None
     """Pin one credential source: ``"env"``, ``"kimi-cli"`` or ``"kimi-code"``."""
+    region: str | None = None
+    """``"mainland-cn"`` (auth/api.kimi.com) or ``"global"`` (kimi.ai); None = ``KIMI_CODER_REGION``,
+    else Kimi Code's own setting, else mainland-cn."""
     thinking: bool | None = None
     """Reasoning on (True), off (False), or the server default (None)."""
     effort: str | None = None

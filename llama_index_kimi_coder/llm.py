@@ -311,6 +311,11 @@ class KimiCoderLLM(FunctionCallingLLM):
     credentials: Literal["env", "kimi-cli", "kimi-code"] | None = Field(
         default=None, description="Pin one credential source instead of the discovery chain."
     )
+    region: str | None = Field(
+        default=None,
+        description='"mainland-cn" or "global" (kimi.ai); None = KIMI_CODER_REGION, else Kimi '
+        "Code's own setting, else mainland-cn.",
+    )
     thinking: bool | None = Field(
         default=None, description="True/False to switch reasoning on/off; None = server default."
     )
