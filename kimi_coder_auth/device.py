@@ -559,6 +559,14 @@ def login_target(
     return target, endpoint
 
 
+def _check_writable(store: Any) -> None:
+    """Fail before the browser step when the login could not be saved (read-only or full disk):
+    approving a login that is then lost would only waste the user's time."""
+    check = getattr(store, "check_writable", None)
+    if check is not None:
+        check()
+
+
 def _save(store: Any, token: OAuthToken) -> None:
     with store.lock(STORE_LOCK_TIMEOUT):
         store.write(token)
@@ -618,6 +626,7 @@ def login(
 
     _check_timeout(timeout)
     target, endpoint = login_target(store, region=region, oauth_host=oauth_host)
+    _check_writable(target)
     host = endpoint.oauth_host
     status, body = oauth.post_form(
         DEVICE_AUTHORIZATION_PATH,
@@ -679,6 +688,7 @@ async def alogin(
     target, endpoint = await asyncio.to_thread(  # may read Kimi Code's config.toml
         login_target, store, region=region, oauth_host=oauth_host
     )
+    await asyncio.to_thread(_check_writable, target)
     host = endpoint.oauth_host
     status, body = await oauth.apost_form(
         DEVICE_AUTHORIZATION_PATH,

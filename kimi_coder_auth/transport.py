@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import clock, http_pool
+from . import clock, http_pool, paths
 from ._identity import default_user_agent
 from .auth import KimiAuth
 from .codecs.anthropic_request import ANTHROPIC_VERSION, MESSAGES_PATH
@@ -195,7 +195,7 @@ class Transport:
     @property
     def base_url(self) -> str:
         """Argument, then ``$KIMI_CODE_BASE_URL``, then the public endpoint (no trailing /)."""
-        return (self._base_url or __import__("kimi_coder_auth.paths").paths.default_base_url()).rstrip("/")
+        return (self._base_url or paths.default_base_url()).rstrip("/")
 
     @property
     def user_agent(self) -> str:

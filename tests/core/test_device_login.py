@@ -412,3 +412,22 @@ def test_clock_is_the_only_time_source(emu: Emulator, fake: FakeClock) -> None:
     """Tokens expire relative to the injected clock, as the emulator and status see it."""
     token = login(store=cli_store(), prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
     assert token.expires_at == pytest.approx(clock.now() + 900)
+
+
+def test_login_into_an_unwritable_folder_fails_before_the_device_flow(
+    emu: Emulator, fake: FakeClock
+) -> None:
+    """A login that could not be saved is refused before any code is shown or approved."""
+    from kimi_coder_auth.errors import CredentialStoreUnwritable
+
+    from test_creds_faults import immutable  # same folder (pytest puts it on sys.path)
+
+    folder = cli_file().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    prompts = Prompts()
+    with immutable(folder), pytest.raises(CredentialStoreUnwritable) as info:
+        login(store=cli_store(), prompt=prompts, open_browser=False, oauth_host=emu.oauth_host)
+    assert str(folder) in str(info.value)
+    assert prompts == []
+    assert emu.counts["device_authorization"] == 0
+    assert not cli_file().exists()
