@@ -418,9 +418,9 @@ def test_login_into_an_unwritable_folder_fails_before_the_device_flow(
     emu: Emulator, fake: FakeClock
 ) -> None:
     """A login that could not be saved is refused before any code is shown or approved."""
-    from kimi_coder_auth.errors import CredentialStoreUnwritable
-
     from test_creds_faults import immutable  # same folder (pytest puts it on sys.path)
+
+    from kimi_coder_auth.errors import CredentialStoreUnwritable
 
     folder = cli_file().parent
     folder.mkdir(parents=True, exist_ok=True)
