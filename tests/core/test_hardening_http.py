@@ -165,3 +165,21 @@ async def test_async_post_broken_mid_read_is_not_sent_again_but_a_get_is() -> No
         with use_clock(FakeClock()), pytest.raises(APIConnectionError):
             await make(srv.base_url, max_retries=2).alist_models()
         assert len(srv.requests) == 1 + 3  # a GET changes nothing: retried
+
+
+@pytest.mark.parametrize("token", OPAQUE[:1])
+def test_the_messages_route_scrubs_the_sent_x_api_key_and_caps_events(token: str) -> None:
+    from kimi_coder_auth.errors import ResponseTooLargeError
+
+    error = (b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"'
+             + b"m" * 250 + token.encode() + b'"}}\n\n')
+    with HostileServer(lambda conn, req: conn.sendall(sse_answer([error], done=False))) as srv:
+        with pytest.raises(StreamError) as info:
+            list(make(srv.base_url, token).stream_messages({"model": "k", "messages": [], "max_tokens": 5}))
+        assert srv.requests[0].headers.get("x-api-key") == token
+    text = _texts(info.value)
+    assert token[:12] not in text and token[-12:] not in text
+    endless = b"event: content_block_delta\ndata: " + b"x" * 300_000
+    server = HostileServer(lambda conn, req: conn.sendall(sse_answer([endless], done=False)))
+    with server as srv, pytest.raises(ResponseTooLargeError):
+        list(make(srv.base_url, max_event_bytes=100_000).stream_messages({"model": "k", "messages": []}))
