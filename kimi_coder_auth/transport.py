@@ -201,6 +201,8 @@ class Transport:
         return self._user_agent or os.environ.get(ENV_USER_AGENT) or default_user_agent()
 
     def _url(self, path: str) -> str:
+        if path.startswith(("https://", "http://")):
+            return path  # a side service configured with its own full URL
         base = self.base_url
         if not base.startswith(("https://", "http://")):
             raise KimiCoderError(
@@ -276,12 +278,16 @@ class Transport:
         *,
         stream: bool = False,
         attempt: int = 0,
+        raw: tuple[bytes | None, Mapping[str, str]] | None = None,
     ) -> tuple[httpx.Response, int]:
-        """Send with retries; return (a 2xx response, the attempt number that produced it)."""
+        """Send with retries; return (a 2xx response, the attempt number that produced it).
+        ``raw``: (body bytes, header overrides) for a non-JSON request."""
         client = http_pool._get_sync_client()
         url = self._url(path)
-        content = _encode(body) if body is not None else None
+        content = _encode(body) if body is not None else (raw[0] if raw else None)
         headers = self._request_headers(stream=stream, has_body=content is not None)
+        if raw:
+            headers.update(raw[1])
         while True:
             request = self._build_request(client, method, url, content, headers)
             try:
@@ -325,12 +331,15 @@ class Transport:
         *,
         stream: bool = False,
         attempt: int = 0,
+        raw: tuple[bytes | None, Mapping[str, str]] | None = None,
     ) -> tuple[httpx.Response, int]:
         """Async `_send`."""
         client = await http_pool._get_async_client()
         url = self._url(path)
-        content = _encode(body) if body is not None else None
+        content = _encode(body) if body is not None else (raw[0] if raw else None)
         headers = self._request_headers(stream=stream, has_body=content is not None)
+        if raw:
+            headers.update(raw[1])
         while True:
             request = self._build_request(client, method, url, content, headers)
             try:
@@ -415,6 +424,25 @@ class Transport:
     def astream_chat(self, body: Mapping[str, Any]) -> AsyncChatStream:
         """A lazy async stream of chunk dicts; sent on first ``__anext__`` or `aopen()`."""
         return AsyncChatStream(self, body if body.get("stream") is True else {**body, "stream": True})
+
+    def request(
+        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None,
+        content: bytes | None = None, headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One authenticated request to ``{base}{path}`` (or a full URL) with the transport's
+        retries and typed errors; returns the read 2xx response (side services use this)."""
+        raw = (content, dict(headers or {}))
+        response, _ = self._send(method, path, json_body, raw=raw)
+        return response
+
+    async def arequest(
+        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None,
+        content: bytes | None = None, headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Async `request`."""
+        raw = (content, dict(headers or {}))
+        response, _ = await self._asend(method, path, json_body, raw=raw)
+        return response
 
     # ------------------------------------------------------------------ models / usages
 

@@ -22,7 +22,10 @@ from json.encoder import encode_basestring as quote  # C-accelerated JSON string
 from typing import Any
 
 from .. import clock
+from .k3_details import completion_details, sends_reasoning_details, stream_details
 from .models import default_models
+from .prompt_cache import PromptCache
+from .side_services import SERVICE_PATHS, handle_service
 from .responders import DefaultResponder, Responder, Turn
 from .validation import RequestRejected, validate_chat
 
@@ -37,7 +40,8 @@ UA_GATE_MESSAGE = (
     "Kimi For Coding is currently only available for Coding Agents such as Kimi CLI, Claude Code, "
     "Roo Code, Kilo Code, etc."
 )
-ENDPOINTS = ("chat", "models", "usages", "refresh", "device_token", "device_authorization")
+ENDPOINTS = ("chat", "models", "usages", "refresh", "device_token", "device_authorization",
+             "search", "fetch", "files")
 DEVICE_STEPS = ("authorization_pending", "slow_down", "access_denied", "expired_token", "approve")
 _DEVICE_DESCRIPTIONS = {
     "authorization_pending": "The authorization request is still pending.",
@@ -180,6 +184,8 @@ class Emulator:
         self.chunk_delay = chunk_delay
         self.chunk_chars = max(1, int(chunk_chars))
         self.record_requests = record_requests
+        self.prompt_cache = PromptCache()
+        self.uploads: dict[str, tuple[str | None, str, bytes]] = {}  # file id -> (name, type, bytes)
         self.counts: collections.Counter[str] = collections.Counter()
         self.requests: list[RecordedRequest] = []
         self._lock = threading.RLock()
@@ -423,6 +429,8 @@ class Emulator:
                 self._api_get(h, headers, trace_id, "usages")
             elif route == ("POST", "/coding/v1/chat/completions"):
                 self._chat(h, headers, body, raw, trace_id)
+            elif h.command == "POST" and path in SERVICE_PATHS:
+                handle_service(self, h, SERVICE_PATHS[path], headers, body, raw, trace_id)
             elif path in ("/api/oauth/device_authorization", "/api/oauth/token", "/coding/v1/models",
                           "/coding/v1/usages", "/coding/v1/chat/completions"):
                 self._send_json(h, 405, _error_body(f"Method {h.command} not allowed on {path}", "invalid_request_error"), trace_id)
@@ -652,7 +660,8 @@ class Emulator:
             return
         try:
             turn = Turn.coerce(self.responder.respond(body))
-            answer = _Answer.build(turn, body, model, think, raw_len=len(raw), call_seq=self._next_call_seq(body))
+            answer = _Answer.build(turn, body, model, think, raw_len=len(raw), call_seq=self._next_call_seq(body),
+                                   cache=self.prompt_cache)
         except Exception as exc:  # a broken responder must not hang the client
             self._send_json(h, 500, _error_body(
                 f"emulator responder failed: {type(exc).__name__}: {exc}", "server_error"), trace_id)
@@ -754,9 +763,11 @@ class _Answer:
     tool_calls: list[tuple[str, str, str]]  # (id, name, arguments)
     finish_reason: str
     usage: dict[str, int]
+    details: bool = False  # K3: reasoning_details beside reasoning_content
 
     @staticmethod
-    def build(turn: Turn, body: dict[str, Any], model: dict[str, Any], think: bool, *, raw_len: int, call_seq: int) -> _Answer:
+    def build(turn: Turn, body: dict[str, Any], model: dict[str, Any], think: bool, *, raw_len: int, call_seq: int,
+              cache: PromptCache | None = None) -> _Answer:
         reasoning: str | list[str] | None = turn.reasoning
         if not think:
             reasoning = None
@@ -796,22 +807,22 @@ class _Answer:
         r_len = len("".join(reasoning)) if reasoning is not None else 0
         c_len = len("".join(content)) + sum(len(a) + len(n) for _, n, a in calls)
         prompt = _tokens(raw_len)
-        msgs = body.get("messages") or []
-        cached = 0
-        if len(msgs) > 1:
-            cached = min(prompt, _tokens(len(json.dumps(msgs[:-1], ensure_ascii=False))))
+        cached = cache.lookup_and_store(body, prompt) if cache is not None else 0
         completion = _tokens(r_len + c_len) if (r_len + c_len) else 0
         usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                  "total_tokens": prompt + completion, "cached_tokens": cached}
         return _Answer(
             id="chatcmpl-" + secrets.token_hex(12), created=int(clock.now()), model=body["model"],
             reasoning=reasoning, content=content, tool_calls=calls, finish_reason=finish, usage=usage,
+            details=reasoning is not None and sends_reasoning_details(model),
         )
 
     def completion(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
         if self.reasoning is not None:
             message["reasoning_content"] = "".join(self.reasoning)
+            if self.details:
+                message["reasoning_details"] = completion_details(message["reasoning_content"], self.id)
         if self.tool_calls:
             message["tool_calls"] = [
                 {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": args}}
@@ -835,7 +846,10 @@ class _Answer:
         deltas: list[bytes] = []
         if self.reasoning is not None:
             parts = _pieces(self.reasoning, chunk_chars) or [""]
-            deltas += [b'{"reasoning_content":' + quote(p).encode() + b"}" for p in parts]
+            if self.details:
+                deltas += stream_details(parts, self.id)
+            else:
+                deltas += [b'{"reasoning_content":' + quote(p).encode() + b"}" for p in parts]
         deltas += [b'{"content":' + quote(p).encode() + b"}" for p in _pieces(self.content, chunk_chars)]
         deltas += [dumps(d).encode() for d in self._tool_deltas()]
         if not deltas:
