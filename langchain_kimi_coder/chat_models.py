@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
 from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 from kimi_coder_auth.wire import (
     FORCED_TOOL_POLICIES,
     SAMPLING_PARAMS,
@@ -140,8 +141,13 @@ class ChatKimiCoder(BaseChatModel):
     """Default stop sequences."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra body fields merged into every request."""
-    prompt_cache_key: str | None = None
-    """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
+    prompt_cache_key: str | None = "auto"
+    """Kimi's prompt-cache key. ``"auto"`` (default): inside a LangGraph run with a
+    ``thread_id`` (``configurable.thread_id``) send a key hashed from it, otherwise none; a
+    string is sent verbatim; None sends no key."""
+    preserve_thinking: bool = False
+    """Kimi Code's preserved thinking (``thinking.keep = "all"``): while thinking is on, every
+    assistant turn in the history is replayed with its reasoning (``""`` when it had none)."""
 
     _client: KimiClient | None = PrivateAttr(default=None)
 
@@ -262,7 +268,8 @@ class ChatKimiCoder(BaseChatModel):
     # ------------------------------------------------------------------ request building
 
     def _params(
-        self, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
+        self, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool,
+        run_manager: Any = None,
     ) -> dict[str, Any]:
         """Merge instance settings with call-time kwargs into ``build_request`` arguments."""
         kw = dict(kwargs)
@@ -294,18 +301,21 @@ class ChatKimiCoder(BaseChatModel):
             params["reasoning_placeholder"] = placeholder
         for key in SAMPLING_PARAMS:
             params[key] = kw.pop(key, getattr(self, key))
+        params["preserve_thinking"] = bool(kw.pop("preserve_thinking", self.preserve_thinking))
+        cache_setting = kw.pop("prompt_cache_key", self.prompt_cache_key)
+        params["prompt_cache_key"] = resolve_prompt_cache_key(
+            cache_setting, _thread_id(run_manager) if cache_setting == "auto" else None
+        )
         extra: dict[str, Any] = dict(self.model_kwargs)
-        if self.prompt_cache_key is not None:
-            extra["prompt_cache_key"] = self.prompt_cache_key
         extra.update(kw)  # unknown call-time kwargs go to the body, as with model_kwargs
         params["extra"] = extra or None
         return params
 
     def _build(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
-        stream: bool,
+        stream: bool, run_manager: Any = None,
     ) -> BuiltRequest:
-        params = self._params(stop, kwargs, stream=stream)
+        params = self._params(stop, kwargs, stream=stream, run_manager=run_manager)
         wire = convert_messages(messages)
         model = params.pop("model")
         # the catalogue answers plain requests; only these touch the client (and maybe /models)
@@ -319,9 +329,9 @@ class ChatKimiCoder(BaseChatModel):
 
     async def _abuild(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
-        stream: bool,
+        stream: bool, run_manager: Any = None,
     ) -> BuiltRequest:
-        params = self._params(stop, kwargs, stream=stream)
+        params = self._params(stop, kwargs, stream=stream, run_manager=run_manager)
         wire = convert_messages(messages)
         model = params.pop("model")
         if _needs_live(params, wire):
@@ -341,7 +351,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        built = self._build(messages, stop, kwargs, stream=False)
+        built = self._build(messages, stop, kwargs, stream=False, run_manager=run_manager)
         try:
             result = self._get_transport().chat(built.body)
         except Exception as exc:
@@ -355,7 +365,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        built = await self._abuild(messages, stop, kwargs, stream=False)
+        built = await self._abuild(messages, stop, kwargs, stream=False, run_manager=run_manager)
         try:
             result = await self._get_transport().achat(built.body)
         except Exception as exc:
@@ -386,7 +396,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        built = self._build(messages, stop, kwargs, stream=True)
+        built = self._build(messages, stop, kwargs, stream=True, run_manager=run_manager)
         state = _StreamState(built, v1=self.output_version == "v1")
         try:
             stream = self._get_transport().stream_chat(built.body)
@@ -416,7 +426,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        built = await self._abuild(messages, stop, kwargs, stream=True)
+        built = await self._abuild(messages, stop, kwargs, stream=True, run_manager=run_manager)
         state = _StreamState(built, v1=self.output_version == "v1")
         try:
             stream = self._get_transport().astream_chat(built.body)
@@ -572,6 +582,22 @@ class ChatKimiCoder(BaseChatModel):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _thread_id(run_manager: Any) -> Any:
+    """The LangGraph ``thread_id`` of the current run: ``configurable.thread_id`` of the run
+    config in context, else the run's metadata (LangGraph copies it there); None outside one."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    config = var_child_runnable_config.get()
+    if config:
+        tid = (config.get("configurable") or {}).get("thread_id")
+        if tid is not None:
+            return tid
+    metadata = getattr(run_manager, "metadata", None)
+    if isinstance(metadata, dict):
+        return metadata.get("thread_id")
+    return None
 
 
 def _needs_live(params: dict[str, Any], wire: list[dict[str, Any]]) -> bool:
@@ -788,9 +814,11 @@ class _StreamState:
         if self.built.tool_choice_relaxed:
             meta["tool_choice_relaxed"] = True
         usage = usage_to_metadata(acc.usage) if (acc.usage and self.include_usage) else None
+        details = acc.reasoning_details()
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 content=[] if self.v1 else "",
+                additional_kwargs={"reasoning_details": details} if details else {},
                 response_metadata=meta,
                 usage_metadata=usage,
                 chunk_position="last",
