@@ -34,6 +34,7 @@ from llama_index.core.llms.llm import ToolSelection
 
 from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 from kimi_coder_auth.secret import Secret
 from kimi_coder_auth.wire import (
     SAMPLING_PARAMS,
@@ -195,6 +196,8 @@ class _StreamBuilder:
             self.usage = usage_counts(d.usage)
             self.usage_raw = {**d.usage.raw, **self.usage}
             changed = True
+        if d.reasoning_details is not None:
+            changed = True
         if d.finish_reason is not None:
             changed = True
         if not changed:
@@ -213,16 +216,30 @@ class _StreamBuilder:
             raw = {**(chunk or {}), "usage": self.usage_raw}
         self.yielded = True
         blocks = self.blocks
+        kwargs: dict[str, Any] = {"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {}
+        details = self.acc.reasoning_details()
+        if details:
+            kwargs["reasoning_details"] = details
         message = _message(
             role=_ASSISTANT,
             blocks=blocks[1:] if blocks[0] is None else list(blocks),
-            additional_kwargs={"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {},
+            additional_kwargs=kwargs,
         )
         return _chat_response(message, delta, raw, extra)
 
     def final(self) -> ChatResponse | None:
         """A closing response when the stream produced nothing, so callers always get one."""
         return None if self.yielded else self._response(None, "", None)
+
+
+def _session_of(messages: Sequence[ChatMessage]) -> str | None:
+    """The conversation's session id as LlamaIndex marks it (``Memory`` sets
+    ``additional_kwargs["session_id"]`` on the messages it supplies); None when absent."""
+    for message in messages:
+        sid = message.additional_kwargs.get("session_id")
+        if isinstance(sid, str) and sid:
+            return sid
+    return None
 
 
 def _chat_to_completion(response: ChatResponse) -> CompletionResponse:
@@ -304,6 +321,21 @@ class KimiCoderLLM(FunctionCallingLLM):
     stop: list[str] | None = Field(default=None, description="Stop sequences.")
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra request-body fields, merged last."
+    )
+    prompt_cache_key: str | None = Field(
+        default="auto",
+        description=(
+            "Kimi's prompt-cache key. 'auto': hashed from the conversation's session id when "
+            "the messages carry one (LlamaIndex Memory's session_id), otherwise none; a string "
+            "is sent verbatim; None sends no key."
+        ),
+    )
+    preserve_thinking: bool = Field(
+        default=False,
+        description=(
+            "Kimi Code's preserved thinking (thinking.keep='all'): while thinking is on, every "
+            "assistant turn is replayed with its reasoning ('' when it had none)."
+        ),
     )
     reasoning_placeholder: str | None = Field(
         default=None,
@@ -431,6 +463,11 @@ class KimiCoderLLM(FunctionCallingLLM):
         }
         if self.reasoning_placeholder is not None:
             args["reasoning_placeholder"] = self.reasoning_placeholder
+        args["preserve_thinking"] = bool(kw.pop("preserve_thinking", self.preserve_thinking))
+        cache_setting = kw.pop("prompt_cache_key", self.prompt_cache_key)
+        args["prompt_cache_key"] = resolve_prompt_cache_key(
+            cache_setting, _session_of(messages) if cache_setting == "auto" else None
+        )
         for name in _DROP:
             kw.pop(name, None)
         extra = {**self.additional_kwargs, **kw}
