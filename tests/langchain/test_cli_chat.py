@@ -61,6 +61,15 @@ def test_chat_options_reach_the_request(emu: Emulator, capsys: pytest.CaptureFix
     assert req.headers["authorization"] == f"Bearer {KEY}"
 
 
+def test_chat_preserve_thinking_flag(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    from kimi_coder_auth.cli import main
+
+    assert main(_chat(emu, "--preserve-thinking", "hello")) == 0
+    assert emu.requests_to("/chat/completions")[-1].body["thinking"] == {"type": "enabled", "keep": "all"}
+    assert main(_chat(emu, "hello")) == 0
+    assert "thinking" not in emu.requests_to("/chat/completions")[-1].body
+
+
 def test_chat_prints_tool_calls(capsys: pytest.CaptureFixture[str]) -> None:
     turn = Turn(reasoning="I should look it up.", content="",
                 tool_calls=[("get_weather", '{"city": "Paris"}'), ("get_time", '{"tz": "CET"}')])
@@ -171,4 +180,4 @@ def test_printer_truncates_tool_results_and_sums_usage() -> None:
             {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith("tool result (read_file): line one ") and "more chars)" in lines[0]
-    assert lines[1] == "usage: 11 input (4 cached), 6 output (2 reasoning), 17 total tokens over 2 model calls"
+    assert lines[1] == "usage: 11 input (4 cached, 36%), 6 output (2 reasoning), 17 total tokens over 2 model calls"
