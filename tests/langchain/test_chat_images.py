@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from kimi_lc_support import API_KEY
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from kimi_coder_auth import errors as k
