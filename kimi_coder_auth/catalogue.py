@@ -13,10 +13,10 @@ from typing import Any, Literal
 
 __all__ = [
     "BUILTIN_MODELS",
-    "LEGACY_ALIASES",
     "DEFAULT_CONTEXT_LENGTH",
     "DEFAULT_MAX_OUTPUT_TOKENS",
     "DEFAULT_MODEL",
+    "LEGACY_ALIASES",
     "ModelInfo",
     "ThinkingSupport",
     "get_model_info",

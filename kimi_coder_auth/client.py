@@ -56,10 +56,18 @@ class KimiClient:
         timeout: float | None = None,
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
+        region: str | None = None,
     ) -> None:
         self.api_key = _secret(api_key)
         self.settings = _settings(
-            self.api_key, credentials, base_url, user_agent, timeout, max_retries, default_headers
+            self.api_key,
+            credentials,
+            base_url,
+            user_agent,
+            timeout,
+            max_retries,
+            default_headers,
+            region,
         )
         self._transport: Transport | None = None
         self._models_failed_at: float | None = None
@@ -87,7 +95,7 @@ class KimiClient:
     ) -> KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
-        ``default_headers``), so both adapters map their settings the same way.
+        ``default_headers``, ``region``), so both adapters map their settings the same way.
 
         This runs on every request, so while the raw field values are unchanged (headers compared
         by content, catching in-place edits) ``current`` is returned without rebuilding the
@@ -101,13 +109,14 @@ class KimiClient:
             config.timeout,
             config.max_retries,
             tuple(headers.items()) if headers else None,
+            getattr(config, "region", None),
         )
         if current is not None and current._config_key == raw:
             return current
         client = cls.reuse(
             current,
             api_key=api_key,
-            **{name: getattr(config, name) for name, _ in _SETTING_DEFAULTS},
+            **{name: getattr(config, name, default) for name, default in _SETTING_DEFAULTS},
         )
         client._config_key = raw
         return client
@@ -132,12 +141,18 @@ class KimiClient:
         return transport
 
     def _new_transport(self) -> Transport:
+        from .region import resolve_endpoint
         from .sources import resolve_credential
         from .transport import Transport
 
-        _, credentials, base_url, user_agent, timeout, max_retries, headers = self.settings
+        _, credentials, base_url, user_agent, timeout, max_retries, headers, region = self.settings
+        credential = resolve_credential(
+            api_key=self.api_key, credentials=credentials, region=region, base_url=base_url
+        )
+        if region is not None and base_url is None:  # env only: region= fixes the hosts
+            base_url = resolve_endpoint(region).base_url
         return Transport(
-            credential=resolve_credential(api_key=self.api_key, credentials=credentials),
+            credential=credential,
             base_url=base_url,
             user_agent=user_agent,
             timeout=timeout,
@@ -207,6 +222,7 @@ _SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("timeout", None),
     ("max_retries", 2),
     ("default_headers", None),
+    ("region", None),
 )
 
 
@@ -218,8 +234,9 @@ def _settings(
     timeout: float | None,
     max_retries: int,
     default_headers: Mapping[str, str] | None,
+    region: str | None = None,
 ) -> tuple[Any, ...]:
     headers: Sequence[tuple[str, str]] = (
         tuple(sorted(default_headers.items())) if default_headers else ()
     )
-    return (api_key, credentials, base_url, user_agent, timeout, max_retries, headers)
+    return (api_key, credentials, base_url, user_agent, timeout, max_retries, headers, region)

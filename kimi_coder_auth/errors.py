@@ -37,6 +37,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ReauthRequired",
+    "RegionError",
     "ServerError",
     "SourceAttempt",
     "StreamError",
@@ -198,6 +199,10 @@ class DeviceLoginTimeout(DeviceLoginError):
 
 
 # --------------------------------------------------------------------------- transport
+
+
+class RegionError(KimiCoderError, ValueError):
+    """An unknown or contradictory region setting (`region=`, `KIMI_CODER_REGION`, `--region`)."""
 
 
 class InsecureTransportError(KimiCoderError):

@@ -17,12 +17,13 @@ __all__ = [
     "FORCED_TOOL_POLICIES",
     "SAMPLING_PARAMS",
     "derive_prompt_cache_key",
-    "resolve_prompt_cache_key",
     "has_remote_images",
     "is_forced_choice",
     "map_tool_choice",
     "needs_live_model_info",
     "normalize_response_format",
+    "resolve_prompt_cache_key",
+    "resolve_tools_and_thinking",
     "thinking_on",
     "thinking_param",
 ]
@@ -243,3 +244,65 @@ def resolve_prompt_cache_key(setting: str | None, conversation_id: Any = None) -
     if conversation_id is None or conversation_id == "":
         return None
     return derive_prompt_cache_key(str(conversation_id))
+def resolve_tools_and_thinking(
+    model: str,
+    info: ModelInfo,
+    tool_names: Sequence[str],
+    tool_choice: Any,
+    thinking: bool | None,
+    effort: str | None,
+    forced_tool_policy: str,
+    warnings: list[str],
+) -> tuple[Any, dict[str, Any] | None, bool, bool]:
+    """Decide tool choice and thinking together, the same way on both routes.
+
+    Returns ``(choice, thinking_param, thinking_on, relaxed)``: ``choice`` in Kimi's OpenAI form
+    (None = omit), the ``thinking`` field (None = server default), whether thinking is on, and
+    whether a forced choice was relaxed to ``"auto"``. Kimi rejects a forced tool choice while
+    thinking; ``forced_tool_policy`` decides (see ``build_request``). Warnings are appended.
+    """
+    if tool_names and not info.supports_tool_use:
+        warnings.append(f"{model} is not listed as supporting tools; sending them anyway.")
+    choice = map_tool_choice(tool_choice)
+    relaxed = False
+    if choice is not None and not tool_names:
+        if _is_forced(choice):
+            raise ValueError(
+                f"tool_choice={tool_choice!r} forces a tool call but no tools were given; "
+                "pass tools= or drop tool_choice."
+            )
+        choice = None  # Kimi rejects tool_choice without tools; nothing to choose from
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        wanted = (choice.get("function") or {}).get("name")
+        if wanted not in tool_names:
+            raise ValueError(
+                f"tool_choice names {wanted!r}, which is not among the tools "
+                f"({', '.join(tool_names)})."
+            )
+
+    tparam = thinking_param(thinking, effort, info)
+    on = thinking_on(thinking, info)
+    if choice is not None and _is_forced(choice) and on:
+        if forced_tool_policy == "error":
+            raise ValueError(
+                f"Kimi rejects a forced tool_choice while thinking is on ({model}); pass "
+                "thinking=False, tool_choice='auto', or forced_tool_policy='disable_thinking'."
+            )
+        if forced_tool_policy == "disable_thinking" and info.thinking != "only":
+            tparam = {"type": "disabled"}
+            on = False
+            if thinking or effort is not None:
+                warnings.append(
+                    "thinking was disabled for this request because a tool call is forced "
+                    "(Kimi rejects forced tool_choice while thinking)."
+                )
+        else:
+            choice = "auto"
+            relaxed = True
+            why = "always thinks" if info.thinking == "only" else "is thinking"
+            warnings.append(
+                f"tool_choice {tool_choice!r} was relaxed to 'auto' because {model} {why} and "
+                "Kimi rejects a forced tool_choice while thinking; the model may answer "
+                "without calling the tool."
+            )
+    return choice, tparam, on, relaxed

@@ -191,7 +191,7 @@ def build_chat_model(args: argparse.Namespace) -> Any:
 
     kwargs: dict[str, Any] = {}
     for opt in ("model", "base_url", "api_key", "credentials", "thinking", "effort", "max_tokens",
-                "user_agent", "timeout", "preserve_thinking"):
+                "user_agent", "timeout", "protocol", "preserve_thinking"):
         value = getattr(args, opt, None)
         if value is not None:
             kwargs[opt] = value

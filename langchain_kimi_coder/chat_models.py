@@ -7,7 +7,6 @@ the stream. This module only maps results back to LangChain objects.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -33,15 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.request_policy import resolve_prompt_cache_key
+from kimi_coder_auth.routing import ChatCall
 from kimi_coder_auth.wire import (
     FORCED_TOOL_POLICIES,
     SAMPLING_PARAMS,
-    StreamAccumulator,
-    abuild_request,
-    build_request,
     map_tool_choice,
     needs_live_model_info,
-    parse_completion,
 )
 
 from ._errors import translate_error
@@ -55,8 +51,10 @@ from .messages import (
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
+    from kimi_coder_auth.neutral import Completion
+    from kimi_coder_auth.routing import AsyncDeltaStream, DeltaStream
     from kimi_coder_auth.transport import Transport
-    from kimi_coder_auth.wire import BuiltRequest, StreamDelta
+    from kimi_coder_auth.wire import StreamDelta
 
 __all__ = ["ChatKimiCoder"]
 
@@ -107,6 +105,9 @@ class ChatKimiCoder(BaseChatModel):
     """API base URL; default ``KIMI_CODE_BASE_URL`` or ``https://api.kimi.com/coding/v1``."""
     credentials: str | None = None
     """Pin one credential source: ``"env"``, ``"kimi-cli"`` or ``"kimi-code"``."""
+    region: str | None = None
+    """``"mainland-cn"`` (auth/api.kimi.com) or ``"global"`` (kimi.ai); None = ``KIMI_CODER_REGION``,
+    else Kimi Code's own setting, else mainland-cn."""
     thinking: bool | None = None
     """Reasoning on (True), off (False), or the server default (None)."""
     effort: str | None = None
@@ -148,6 +149,10 @@ class ChatKimiCoder(BaseChatModel):
     preserve_thinking: bool = False
     """Kimi Code's preserved thinking (``thinking.keep = "all"``): while thinking is on, every
     assistant turn in the history is replayed with its reasoning (``""`` when it had none)."""
+    protocol: Literal["auto", "openai", "anthropic"] | None = None
+    """Wire route: ``"openai"`` (``/chat/completions``), ``"anthropic"`` (``/messages``) or
+    ``"auto"``: the model's ``/models`` protocol when known, else OpenAI, moving to Anthropic for
+    the process after the User-Agent gate's 403. None = ``KIMI_CODER_PROTOCOL`` or ``"auto"``."""
 
     _client: KimiClient | None = PrivateAttr(default=None)
 
@@ -292,6 +297,7 @@ class ChatKimiCoder(BaseChatModel):
             "stream": stream,
             "include_usage": bool(kw.pop("stream_usage", self.stream_usage)),
             "forced_tool_policy": policy,
+            "protocol": kw.pop("protocol", self.protocol),
         }
         stop_seq = stop if stop is not None else kw.pop("stop", None)
         kw.pop("stop", None)
@@ -314,33 +320,41 @@ class ChatKimiCoder(BaseChatModel):
     def _build(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
         stream: bool, run_manager: Any = None,
-    ) -> BuiltRequest:
+    ) -> ChatCall:
         params = self._params(stop, kwargs, stream=stream, run_manager=run_manager)
+        protocol = params.pop("protocol")
         wire = convert_messages(messages)
         model = params.pop("model")
-        # the catalogue answers plain requests; only these touch the client (and maybe /models)
+        client = self._kimi_client()
+        # the catalogue answers plain requests; only these may fetch /models
         if _needs_live(params, wire):
-            info = self._kimi_client().model_info(model, live=True)
+            info = client.model_info(model, live=True)
         else:
             info = get_model_info(model)
-        built = build_request(model, wire, model_info=info, **params)
-        _emit_warnings(built.warnings)
-        return built
+        call = ChatCall.prepare(
+            self._get_transport(), model, wire, protocol=protocol, model_info=info, **params
+        )
+        _emit_warnings(call.built.warnings)
+        return call
 
     async def _abuild(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
         stream: bool, run_manager: Any = None,
-    ) -> BuiltRequest:
+    ) -> ChatCall:
         params = self._params(stop, kwargs, stream=stream, run_manager=run_manager)
+        protocol = params.pop("protocol")
         wire = convert_messages(messages)
         model = params.pop("model")
+        client = self._kimi_client()
         if _needs_live(params, wire):
-            info = await self._kimi_client().amodel_info(model, live=True)
+            info = await client.amodel_info(model, live=True)
         else:
             info = get_model_info(model)
-        built = await abuild_request(model, wire, model_info=info, **params)
-        _emit_warnings(built.warnings)
-        return built
+        call = await ChatCall.aprepare(
+            self._get_transport(), model, wire, protocol=protocol, model_info=info, **params
+        )
+        _emit_warnings(call.built.warnings)
+        return call
 
     # ------------------------------------------------------------------ generate
 
@@ -351,12 +365,12 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        built = self._build(messages, stop, kwargs, stream=False, run_manager=run_manager)
+        call = self._build(messages, stop, kwargs, stream=False, run_manager=run_manager)
         try:
-            result = self._get_transport().chat(built.body)
+            completion = call.complete()
         except Exception as exc:
             raise translate_error(exc) from exc.__cause__
-        return self._chat_result(built, result)
+        return self._chat_result(call, completion)
 
     async def _agenerate(
         self,
@@ -365,18 +379,17 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        built = await self._abuild(messages, stop, kwargs, stream=False, run_manager=run_manager)
+        call = await self._abuild(messages, stop, kwargs, stream=False, run_manager=run_manager)
         try:
-            result = await self._get_transport().achat(built.body)
+            completion = await call.acomplete()
         except Exception as exc:
             raise translate_error(exc) from exc.__cause__
-        return self._chat_result(built, result)
+        return self._chat_result(call, completion)
 
-    def _chat_result(self, built: BuiltRequest, result: Any) -> ChatResult:
-        completion = parse_completion(result.data)
-        extra = {"tool_choice_relaxed": True} if built.tool_choice_relaxed else None
+    def _chat_result(self, call: ChatCall, completion: Completion) -> ChatResult:
+        extra = {"tool_choice_relaxed": True} if call.built.tool_choice_relaxed else None
         message = completion_to_message(
-            completion, model=built.body["model"], trace_id=result.trace_id, extra_metadata=extra
+            completion, model=call.model, trace_id=call.trace_id, extra_metadata=extra
         )
         llm_output: dict[str, Any] = {"model_name": message.response_metadata["model_name"]}
         if completion.usage is not None:
@@ -396,28 +409,22 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        built = self._build(messages, stop, kwargs, stream=True, run_manager=run_manager)
-        state = _StreamState(built, v1=self.output_version == "v1")
+        call = self._build(messages, stop, kwargs, stream=True, run_manager=run_manager)
+        stream = call.stream()
+        state = _StreamState(call, stream, v1=self.output_version == "v1")
         try:
-            stream = self._get_transport().stream_chat(built.body)
-        except Exception as exc:
-            raise translate_error(exc) from exc.__cause__
-        try:
-            feed = state.accumulator.feed
             chunks = state.chunks
             try:
-                for raw in stream:
-                    yield from chunks(feed(raw))
+                for delta in stream:
+                    yield from chunks(delta)
             except Exception as exc:
                 raise translate_error(exc) from exc.__cause__
             fixup = state.id_fixup()
             if fixup is not None:
                 yield fixup
-            yield state.final(getattr(stream, "trace_id", None))
+            yield state.final()
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            stream.close()
 
     async def _astream(
         self,
@@ -426,31 +433,23 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        built = await self._abuild(messages, stop, kwargs, stream=True, run_manager=run_manager)
-        state = _StreamState(built, v1=self.output_version == "v1")
+        call = await self._abuild(messages, stop, kwargs, stream=True, run_manager=run_manager)
+        stream = call.astream()
+        state = _StreamState(call, stream, v1=self.output_version == "v1")
         try:
-            stream = self._get_transport().astream_chat(built.body)
-            if inspect.isawaitable(stream):
-                stream = await stream
-        except Exception as exc:
-            raise translate_error(exc) from exc.__cause__
-        try:
-            feed = state.accumulator.feed
             chunks = state.chunks
             try:
-                async for raw in stream:
-                    for chunk in chunks(feed(raw)):
+                async for delta in stream:
+                    for chunk in chunks(delta):
                         yield chunk
             except Exception as exc:
                 raise translate_error(exc) from exc.__cause__
             fixup = state.id_fixup()
             if fixup is not None:
                 yield fixup
-            yield state.final(getattr(stream, "trace_id", None))
+            yield state.final()
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await stream.aclose()
 
     # ------------------------------------------------------------------ tools
 
@@ -671,24 +670,22 @@ class _StreamState:
     """
 
     __slots__ = (
-        "accumulator",
-        "built",
-        "include_usage",
+        "call",
         "message_id",
         "model",
         "next_index",
         "reasoning_index",
+        "stream",
         "text_index",
         "tool_index",
         "v1",
     )
 
-    def __init__(self, built: BuiltRequest, *, v1: bool) -> None:
-        self.accumulator = StreamAccumulator()
-        self.built = built
+    def __init__(self, call: ChatCall, stream: DeltaStream | AsyncDeltaStream, *, v1: bool) -> None:
+        self.call = call
+        self.stream = stream
         self.v1 = v1
-        self.model = built.body["model"]
-        self.include_usage = "stream_options" in built.body
+        self.model = call.model
         self.message_id: str | None = None
         self.next_index = 0
         self.reasoning_index: int | None = None
@@ -778,7 +775,7 @@ class _StreamState:
     def id_fixup(self) -> ChatGenerationChunk | None:
         """A chunk giving calls whose id the stream never sent the core's id (the one
         ``invoke`` gives them), merged by index into the streamed call; None when all had ids."""
-        missing = self.accumulator.synthesized_ids()
+        missing = self.stream.accumulator.synthesized_ids()
         if not missing:
             return None
         tool_chunks = [
@@ -801,24 +798,42 @@ class _StreamState:
             )
         )
 
-    def final(self, trace_id: str | None) -> ChatGenerationChunk:
-        """The closing chunk: usage, finish reason, model name, ids; ``chunk_position="last"``."""
-        acc = self.accumulator
+    def final(self) -> ChatGenerationChunk:
+        """The closing chunk: usage, finish reason, model name, ids, the route that answered,
+        and the Anthropic route's thinking blocks (signatures included); ``chunk_position="last"``."""
+        stream = self.stream
+        acc = stream.accumulator
+        call = self.call
         meta = self._meta()
         meta["model_name"] = acc.model or self.model
         meta["finish_reason"] = acc.finish_reason
+        meta["protocol"] = stream.protocol
         if acc.id:
             meta["id"] = acc.id
+        trace_id = stream.trace_id
         if trace_id:
             meta["x_trace_id"] = trace_id
-        if self.built.tool_choice_relaxed:
+        if call.built.tool_choice_relaxed:
             meta["tool_choice_relaxed"] = True
-        usage = usage_to_metadata(acc.usage) if (acc.usage and self.include_usage) else None
-        details = acc.reasoning_details()
+        usage = usage_to_metadata(acc.usage) if (acc.usage and call.include_usage) else None
+        additional: dict[str, Any] = {}
+        content: Any = [] if self.v1 else ""
+        details = acc.reasoning_details() if stream.protocol != "anthropic" else None  # type: ignore[union-attr]
+        if details:
+            additional["reasoning_details"] = details
+        if stream.protocol == "anthropic":
+            blocks = acc.thinking_blocks()  # type: ignore[union-attr]
+            if blocks:
+                additional["thinking_blocks"] = blocks
+                if self.v1 and self.reasoning_index is not None:
+                    sigs = [b["signature"] for b in blocks if b.get("signature") is not None]
+                    if sigs:
+                        content = [{"type": "reasoning", "reasoning": "", "index": self.reasoning_index,
+                                    "extras": {"signature": sigs[0]}}]
         return ChatGenerationChunk(
             message=AIMessageChunk(
-                content=[] if self.v1 else "",
-                additional_kwargs={"reasoning_details": details} if details else {},
+                content=content,
+                additional_kwargs=additional,
                 response_metadata=meta,
                 usage_metadata=usage,
                 chunk_position="last",

@@ -35,14 +35,11 @@ from llama_index.core.llms.llm import ToolSelection
 from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
 from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.request_policy import resolve_prompt_cache_key
+from kimi_coder_auth.routing import ChatCall
 from kimi_coder_auth.secret import Secret
 from kimi_coder_auth.wire import (
     SAMPLING_PARAMS,
-    StreamAccumulator,
-    abuild_request,
-    build_request,
     needs_live_model_info,
-    parse_completion,
     tool_calls_to_dicts,
     usage_counts,
 )
@@ -52,8 +49,9 @@ from .messages import completion_to_message, messages_to_wire
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
+    from kimi_coder_auth.neutral import Completion, StreamDelta
+    from kimi_coder_auth.routing import AsyncDeltaStream, DeltaStream
     from kimi_coder_auth.transport import Transport
-    from kimi_coder_auth.wire import BuiltRequest
 
 # `kimi_coder_auth.wire` imports httpx only when an image URL is fetched, so
 # `from llama_index_kimi_coder import KimiCoderLLM` costs little more than llama-index-core.
@@ -94,8 +92,8 @@ def _text_block(text: str) -> TextBlock:
     return obj
 
 
-def _thinking_block(content: str) -> ThinkingBlock:
-    """``ThinkingBlock(content=content)``."""
+def _thinking_block(content: str, info: dict[str, Any] | None = None) -> ThinkingBlock:
+    """``ThinkingBlock(content=content)`` (``additional_information=info`` when given)."""
     obj = _new(ThinkingBlock)
     _set(
         obj,
@@ -104,10 +102,10 @@ def _thinking_block(content: str) -> ThinkingBlock:
             "block_type": "thinking",
             "content": content,
             "num_tokens": None,
-            "additional_information": {},
+            "additional_information": info if info is not None else {},
         },
     )
-    _set(obj, "__pydantic_fields_set__", {"content"})
+    _set(obj, "__pydantic_fields_set__", {"content", "additional_information"} if info else {"content"})
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
@@ -140,17 +138,18 @@ def _chat_response(
 
 
 class _StreamBuilder:
-    """Turns SSE chunk dicts into cumulative `ChatResponse`s (one per meaningful chunk).
+    """Turns the core's neutral deltas into cumulative `ChatResponse`s (one per meaningful delta).
 
-    The core `StreamAccumulator` merges reasoning, text and tool calls (by index, several per
-    chunk); this class only keeps the cumulative strings the LlamaIndex blocks need.
+    The core accumulator (either route's) merges reasoning, text and tool calls; this class only
+    keeps the cumulative strings the LlamaIndex blocks need. On the Anthropic route the final
+    response's `ThinkingBlock`s carry their signatures in `additional_information`.
     """
 
     __slots__ = (
-        "acc",
         "blocks",
         "content",
         "reasoning",
+        "stream",
         "tool_calls",
         "tool_dicts",
         "usage",
@@ -158,8 +157,8 @@ class _StreamBuilder:
         "yielded",
     )
 
-    def __init__(self) -> None:
-        self.acc = StreamAccumulator()
+    def __init__(self, stream: DeltaStream | AsyncDeltaStream) -> None:
+        self.stream = stream
         self.content = ""
         self.reasoning: str | None = None
         self.tool_calls: list[Any] = []
@@ -171,8 +170,12 @@ class _StreamBuilder:
         self.usage_raw: dict[str, Any] | None = None
         self.yielded = False
 
-    def step(self, chunk: Mapping[str, Any]) -> ChatResponse | None:
-        d = self.acc.feed(chunk)
+    def _reasoning_details(self) -> list[dict[str, Any]] | None:
+        """K3's merged ``reasoning_details`` so far (OpenAI route only)."""
+        getter = getattr(self.stream.accumulator, "reasoning_details", None)
+        return getter() if getter is not None else None
+
+    def step(self, d: StreamDelta) -> ChatResponse | None:
         changed = False
         blocks = self.blocks
         if d.reasoning is not None:
@@ -184,7 +187,7 @@ class _StreamBuilder:
             blocks[1] = _text_block(self.content)
             changed = True
         if d.tool_calls:
-            self.tool_calls = calls = self.acc.tool_calls()
+            self.tool_calls = calls = self.stream.accumulator.tool_calls()
             del blocks[2:]
             blocks.extend(
                 ToolCallBlock(tool_call_id=c.id, tool_name=c.name, tool_kwargs=c.arguments)
@@ -192,6 +195,11 @@ class _StreamBuilder:
             )
             self.tool_dicts = tool_calls_to_dicts(calls)
             changed = True
+        if d.signature is not None and self.stream.protocol == "anthropic":
+            signed = _thinking_blocks(self.stream.accumulator.thinking_blocks())  # type: ignore[union-attr]
+            if signed:
+                blocks[0] = signed[0] if len(signed) == 1 else signed
+                changed = True
         if d.usage is not None:
             self.usage = usage_counts(d.usage)
             self.usage_raw = {**d.usage.raw, **self.usage}
@@ -202,27 +210,37 @@ class _StreamBuilder:
             changed = True
         if not changed:
             return None
-        return self._response(chunk, d.content or "", d.reasoning)
+        return self._response(d, d.content or "", d.reasoning)
 
     def _response(
-        self, chunk: Mapping[str, Any] | None, delta: str, thinking_delta: str | None
+        self, d: StreamDelta | None, delta: str, thinking_delta: str | None
     ) -> ChatResponse:
         extra: dict[str, Any] = {}
         if thinking_delta:
             extra["thinking_delta"] = thinking_delta
-        raw: Any = chunk
+        stream = self.stream
+        raw: Any = stream.last_event if d is not None else None
         if self.usage is not None:
             extra.update(self.usage)
-            raw = {**(chunk or {}), "usage": self.usage_raw}
+            raw = {**(raw or {}), "usage": self.usage_raw, "protocol": stream.protocol}
+        elif d is not None and d.finish_reason is not None:
+            raw = {**(raw or {}), "protocol": stream.protocol}
         self.yielded = True
         blocks = self.blocks
+        first = blocks[0]
+        if first is None:
+            message_blocks = blocks[1:]
+        elif isinstance(first, list):
+            message_blocks = [*first, *blocks[1:]]
+        else:
+            message_blocks = list(blocks)
         kwargs: dict[str, Any] = {"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {}
-        details = self.acc.reasoning_details()
+        details = self._reasoning_details()
         if details:
             kwargs["reasoning_details"] = details
         message = _message(
             role=_ASSISTANT,
-            blocks=blocks[1:] if blocks[0] is None else list(blocks),
+            blocks=message_blocks,
             additional_kwargs=kwargs,
         )
         return _chat_response(message, delta, raw, extra)
@@ -233,13 +251,26 @@ class _StreamBuilder:
 
 
 def _session_of(messages: Sequence[ChatMessage]) -> str | None:
-    """The conversation's session id as LlamaIndex marks it (``Memory`` sets
-    ``additional_kwargs["session_id"]`` on the messages it supplies); None when absent."""
+    """The conversation's session id where LlamaIndex marks it on a message (memory blocks set
+    ``additional_kwargs["session_id"]`` on messages pushed with one); None when absent."""
     for message in messages:
         sid = message.additional_kwargs.get("session_id")
         if isinstance(sid, str) and sid:
             return sid
     return None
+
+
+def _thinking_blocks(blocks: list[dict[str, Any]]) -> list[ThinkingBlock]:
+    """The Anthropic route's thinking blocks as `ThinkingBlock`s (signature, if any, in
+    `additional_information["signature"]`, replayed byte for byte)."""
+    out = []
+    for b in blocks:
+        if b.get("type") == "thinking":
+            info = {"signature": b["signature"]} if b.get("signature") is not None else None
+            out.append(_thinking_block(b.get("thinking") or "", info))
+        elif b.get("type") == "redacted_thinking":
+            out.append(_thinking_block("", {"redacted_thinking": b.get("data")}))
+    return out
 
 
 def _chat_to_completion(response: ChatResponse) -> CompletionResponse:
@@ -281,6 +312,11 @@ class KimiCoderLLM(FunctionCallingLLM):
     )
     credentials: Literal["env", "kimi-cli", "kimi-code"] | None = Field(
         default=None, description="Pin one credential source instead of the discovery chain."
+    )
+    region: str | None = Field(
+        default=None,
+        description='"mainland-cn" or "global" (kimi.ai); None = KIMI_CODER_REGION, else Kimi '
+        "Code's own setting, else mainland-cn.",
     )
     thinking: bool | None = Field(
         default=None, description="True/False to switch reasoning on/off; None = server default."
@@ -326,7 +362,7 @@ class KimiCoderLLM(FunctionCallingLLM):
         default="auto",
         description=(
             "Kimi's prompt-cache key. 'auto': hashed from the conversation's session id when "
-            "the messages carry one (LlamaIndex Memory's session_id), otherwise none; a string "
+            "a message carries one (additional_kwargs['session_id']), otherwise none; a string "
             "is sent verbatim; None sends no key."
         ),
     )
@@ -335,6 +371,14 @@ class KimiCoderLLM(FunctionCallingLLM):
         description=(
             "Kimi Code's preserved thinking (thinking.keep='all'): while thinking is on, every "
             "assistant turn is replayed with its reasoning ('' when it had none)."
+        ),
+    )
+    protocol: Literal["auto", "openai", "anthropic"] | None = Field(
+        default=None,
+        description=(
+            "Wire route: 'openai' (/chat/completions), 'anthropic' (/messages), or 'auto' (the "
+            "model's /models protocol when known, else OpenAI, moving to Anthropic after the "
+            "User-Agent gate's 403). None = KIMI_CODER_PROTOCOL or 'auto'."
         ),
     )
     reasoning_placeholder: str | None = Field(
@@ -460,6 +504,7 @@ class KimiCoderLLM(FunctionCallingLLM):
             "parallel_tool_calls": parallel if parallel is not None else allow_parallel,
             "response_format": kw.pop("response_format", None),
             "forced_tool_policy": kw.pop("forced_tool_choice", self.forced_tool_choice),
+            "protocol": kw.pop("protocol", self.protocol),
         }
         if self.reasoning_placeholder is not None:
             args["reasoning_placeholder"] = self.reasoning_placeholder
@@ -476,37 +521,48 @@ class KimiCoderLLM(FunctionCallingLLM):
         args.update(sampling)
         return messages_to_wire(messages), args
 
-    def _build(self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]) -> dict:
+    def _build(
+        self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]
+    ) -> ChatCall:
         wire, args = self._request_args(messages, stream, kwargs)
         if self._request_model_info(wire, args):
             self._live_models = self._kimi_client().live_models()
-        args["model_info"] = self.model_info
-        return self._surface(build_request(self.model, wire, **args))
+        protocol = args.pop("protocol")
+        call = ChatCall.prepare(
+            self._get_transport(), self.model, wire, protocol=protocol,
+            model_info=self.model_info, **args,
+        )
+        return self._surface(call)
 
     async def _abuild(
         self, messages: Sequence[ChatMessage], stream: bool, kwargs: dict[str, Any]
-    ) -> dict:
+    ) -> ChatCall:
         wire, args = self._request_args(messages, stream, kwargs)
         if self._request_model_info(wire, args):
             self._live_models = await self._kimi_client().alive_models()
-        args["model_info"] = self.model_info
-        return self._surface(await abuild_request(self.model, wire, **args))
+        protocol = args.pop("protocol")
+        call = await ChatCall.aprepare(
+            self._get_transport(), self.model, wire, protocol=protocol,
+            model_info=self.model_info, **args,
+        )
+        return self._surface(call)
 
     @staticmethod
-    def _surface(built: BuiltRequest) -> dict:
-        for message in built.warnings:
+    def _surface(call: ChatCall) -> ChatCall:
+        for message in call.built.warnings:
             warnings.warn(message, UserWarning, stacklevel=4)
-        return built.body
+        return call
 
     @staticmethod
-    def _chat_response(data: dict[str, Any], trace_id: str | None) -> ChatResponse:
-        completion = parse_completion(data)
+    def _chat_response(
+        completion: Completion, trace_id: str | None, data: dict[str, Any] | None
+    ) -> ChatResponse:
         extra: dict[str, Any] = {}
-        raw: dict[str, Any] = data
+        raw: dict[str, Any] = {**(data or {}), "protocol": completion.protocol}
         if completion.usage is not None:
             counts = usage_counts(completion.usage)
             extra.update(counts)
-            raw = {**data, "usage": {**completion.usage.raw, **counts}}
+            raw["usage"] = {**completion.usage.raw, **counts}
         if trace_id:
             extra["trace_id"] = trace_id
         return ChatResponse(
@@ -516,25 +572,24 @@ class KimiCoderLLM(FunctionCallingLLM):
     # ------------------------------------------------------------------ private calls
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        body = self._build(messages, False, kwargs)
-        result = self._get_transport().chat(body)
-        return self._chat_response(result.data, getattr(result, "trace_id", None))
+        call = self._build(messages, False, kwargs)
+        completion = call.complete()
+        return self._chat_response(completion, call.trace_id, call.raw)
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        body = await self._abuild(messages, False, kwargs)
-        result = await self._get_transport().achat(body)
-        return self._chat_response(result.data, getattr(result, "trace_id", None))
+        call = await self._abuild(messages, False, kwargs)
+        completion = await call.acomplete()
+        return self._chat_response(completion, call.trace_id, call.raw)
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        body = self._build(messages, True, kwargs)
-        transport = self._get_transport()
+        call = self._build(messages, True, kwargs)
 
         def gen() -> ChatResponseGen:
-            builder = _StreamBuilder()
-            stream = transport.stream_chat(body)
+            stream = call.stream()
+            builder = _StreamBuilder(stream)
             try:
-                for chunk in stream:
-                    response = builder.step(chunk)
+                for delta in stream:
+                    response = builder.step(delta)
                     if response is not None:
                         yield response
             finally:
@@ -548,15 +603,14 @@ class KimiCoderLLM(FunctionCallingLLM):
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        body = await self._abuild(messages, True, kwargs)
-        transport = self._get_transport()
+        call = await self._abuild(messages, True, kwargs)
 
         async def gen() -> ChatResponseAsyncGen:
-            builder = _StreamBuilder()
-            stream = transport.astream_chat(body)
+            stream = call.astream()
+            builder = _StreamBuilder(stream)
             try:
-                async for chunk in stream:
-                    response = builder.step(chunk)
+                async for delta in stream:
+                    response = builder.step(delta)
                     if response is not None:
                         yield response
             finally:

@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chat.add_argument("--max-tokens", type=int, help="output token limit for each answer")
     chat.add_argument("--timeout", type=float, help="request timeout in seconds")
     chat.add_argument("--user-agent", help="User-Agent to send (default: kimi-coder's own)")
+    chat.add_argument("--protocol", choices=("auto", "openai", "anthropic"),
+                      help="wire route: auto (default: OpenAI, moving to Anthropic Messages if the "
+                           "User-Agent gate refuses), openai or anthropic (KIMI_CODER_PROTOCOL)")
     chat.add_argument("--plain", action="store_true", help="no ANSI styling even on a terminal")
     chat.set_defaults(handler=_chat)
 

@@ -15,17 +15,14 @@ from typing import Any
 from ..catalogue import ModelInfo, get_model_info
 from ..images import to_data_url
 from ..neutral import BuiltRequest
-from .openai_response import replay_reasoning_details
 from ..request_policy import (
     FORCED_TOOL_POLICIES,
-    _is_forced,
     has_remote_images,
-    map_tool_choice,
     normalize_response_format,
-    thinking_on,
-    thinking_param,
+    resolve_tools_and_thinking,
 )
 from ..schema import normalize_tools
+from .openai_response import replay_reasoning_details
 
 __all__ = ["DEFAULT_REASONING_PLACEHOLDER", "abuild_request", "build_request", "prepare_messages"]
 
@@ -280,50 +277,10 @@ def build_request(
     warnings: list[str] = []
 
     norm_tools = normalize_tools(list(tools) if tools else None)
-    if norm_tools and not info.supports_tool_use:
-        warnings.append(f"{model} is not listed as supporting tools; sending them anyway.")
-    choice = map_tool_choice(tool_choice)
-    relaxed = False
-    if choice is not None and not norm_tools:
-        if _is_forced(choice):
-            raise ValueError(
-                f"tool_choice={tool_choice!r} forces a tool call but no tools were given; "
-                "pass tools= or drop tool_choice."
-            )
-        choice = None  # Kimi rejects tool_choice without tools; nothing to choose from
-    if isinstance(choice, Mapping) and choice.get("type") == "function":
-        wanted = (choice.get("function") or {}).get("name")
-        names = [t["function"]["name"] for t in norm_tools]
-        if wanted not in names:
-            raise ValueError(
-                f"tool_choice names {wanted!r}, which is not among the tools ({', '.join(names)})."
-            )
-
-    tparam = thinking_param(thinking, effort, info)
-    on = thinking_on(thinking, info)
-    if choice is not None and _is_forced(choice) and on:
-        if forced_tool_policy == "error":
-            raise ValueError(
-                f"Kimi rejects a forced tool_choice while thinking is on ({model}); pass "
-                "thinking=False, tool_choice='auto', or forced_tool_policy='disable_thinking'."
-            )
-        if forced_tool_policy == "disable_thinking" and info.thinking != "only":
-            tparam = {"type": "disabled"}
-            on = False
-            if thinking or effort is not None:
-                warnings.append(
-                    "thinking was disabled for this request because a tool call is forced "
-                    "(Kimi rejects forced tool_choice while thinking)."
-                )
-        else:
-            choice = "auto"
-            relaxed = True
-            why = "always thinks" if info.thinking == "only" else "is thinking"
-            warnings.append(
-                f"tool_choice {tool_choice!r} was relaxed to 'auto' because {model} {why} and "
-                "Kimi rejects a forced tool_choice while thinking; the model may answer "
-                "without calling the tool."
-            )
+    names = [t["function"]["name"] for t in norm_tools]
+    choice, tparam, on, relaxed = resolve_tools_and_thinking(
+        model, info, names, tool_choice, thinking, effort, forced_tool_policy, warnings
+    )
 
     extra_thinking = extra.get("thinking") if extra else None
     if isinstance(extra_thinking, Mapping):

@@ -44,7 +44,7 @@ class PromptCache:
             best = 0
             for prev in seen or ():
                 n = 0
-                for a, b in zip(prev, units):
+                for a, b in zip(prev, units, strict=False):
                     if a != b:
                         break
                     n += 1

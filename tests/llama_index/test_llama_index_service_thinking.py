@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from llama_index.core.base.llms.types import ThinkingBlock
 from llama_index.core.llms import ChatMessage
@@ -43,10 +44,9 @@ def test_k3_reasoning_details_chat_and_stream(
     thinking = next(b for b in resp.message.blocks if isinstance(b, ThinkingBlock))
     assert details[0] == {"type": "summary", "summary": thinking.content}
     assert details[1]["type"] == "encrypted"
-    last = None
-    for last in llm.stream_chat([ChatMessage(role="user", content="think")]):
-        pass
-    assert last is not None
+    responses = list(llm.stream_chat([ChatMessage(role="user", content="think")]))
+    assert responses
+    last = responses[-1]
     streamed = last.message.additional_kwargs["reasoning_details"]
     assert [d["type"] for d in streamed] == ["summary", "encrypted"]
     assert all("index" not in d for d in streamed)
