@@ -167,7 +167,12 @@ class TestChatKimiCoderAnthropicIntegration(_EmulatorSuite):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {**_emulator_params(), "protocol": "anthropic"}
+        # a model whose thinking can be turned off, so forced tool choices are honoured
+        return {**_emulator_params(), "protocol": "anthropic", "model": "kimi-k2.6"}
+
+    @property
+    def model_override_value(self) -> str:
+        return "kimi-for-coding"
 
 
 class TestChatKimiCoderAnthropicThinkingIntegration(_EmulatorSuite):
