@@ -70,17 +70,6 @@ class ModelInfo:
         """True when the model produces reasoning (``"only"`` or ``"both"``)."""
         return self.thinking != "no"
 
-    @property
-    def default_thinking(self) -> bool:
-        """Whether the model thinks when the request says nothing (the server default is on)."""
-        return self.thinking != "no"
-
-    @property
-    def forced_tool_policy(self) -> str:
-        """The default answer to a forced tool choice (Kimi rejects one while thinking):
-        ``"disable_thinking"`` where thinking can be switched off, else ``"auto"`` (relax)."""
-        return "disable_thinking" if self.thinking != "only" else "auto"
-
 
 def _builtin(*infos: ModelInfo) -> dict[str, ModelInfo]:
     return {i.id: i for i in infos}

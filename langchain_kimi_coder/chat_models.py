@@ -220,6 +220,34 @@ class ChatKimiCoder(BaseChatModel):
             params["ls_stop"] = stop
         return params
 
+    # The run config's ``configurable.thread_id`` reaches ``_generate`` only through these entry
+    # points (LangChain passes callbacks and metadata down, not ``configurable``), so each hands
+    # it on as a private call kwarg for ``prompt_cache_key="auto"``.
+
+    def invoke(  # type: ignore[override]
+        self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return super().invoke(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+
+    async def ainvoke(  # type: ignore[override]
+        self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return await super().ainvoke(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+
+    def stream(  # type: ignore[override]
+        self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        return super().stream(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+
+    def astream(  # type: ignore[override]
+        self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        return super().astream(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+
     def _convert_input(self, model_input: LanguageModelInput) -> PromptValue:
         """LangChain's input conversion, without re-validating a plain list that already holds
         only messages (the common case; ~6 us on the path to the first token). Anything else,
@@ -309,8 +337,11 @@ class ChatKimiCoder(BaseChatModel):
             params[key] = kw.pop(key, getattr(self, key))
         params["preserve_thinking"] = bool(kw.pop("preserve_thinking", self.preserve_thinking))
         cache_setting = kw.pop("prompt_cache_key", self.prompt_cache_key)
+        thread = kw.pop(_THREAD_KWARG, None)
+        if cache_setting == "auto" and thread is None:
+            thread = _thread_id(run_manager)
         params["prompt_cache_key"] = resolve_prompt_cache_key(
-            cache_setting, _thread_id(run_manager) if cache_setting == "auto" else None
+            cache_setting, thread if cache_setting == "auto" else None
         )
         extra: dict[str, Any] = dict(self.model_kwargs)
         extra.update(kw)  # unknown call-time kwargs go to the body, as with model_kwargs
@@ -581,6 +612,18 @@ class ChatKimiCoder(BaseChatModel):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+_THREAD_KWARG = "_kimi_thread_id"
+
+
+def _thread_kwarg(config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` plus the config's ``configurable.thread_id`` under a private key (if any)."""
+    if isinstance(config, dict):
+        tid = (config.get("configurable") or {}).get("thread_id")
+        if tid is not None and _THREAD_KWARG not in kwargs:
+            return {**kwargs, _THREAD_KWARG: tid}
+    return kwargs
 
 
 def _thread_id(run_manager: Any) -> Any:

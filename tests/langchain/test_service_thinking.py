@@ -129,8 +129,24 @@ def test_no_thread_id_sends_no_key_and_explicit_key_wins(emu: Emulator) -> None:
     assert "prompt_cache_key" not in _last_body(emu)
     _llm(emu, prompt_cache_key="my-session").invoke("hi", config={"configurable": {"thread_id": "t"}})
     assert _last_body(emu)["prompt_cache_key"] == "my-session"
-    _llm(emu, prompt_cache_key=None).invoke("hi")
+    _llm(emu, prompt_cache_key=None).invoke("hi", config={"configurable": {"thread_id": "t"}})
     assert "prompt_cache_key" not in _last_body(emu)
+
+
+async def test_direct_calls_with_a_thread_id_send_the_hashed_key(emu: Emulator) -> None:
+    config = {"configurable": {"thread_id": "direct-7"}}
+    expected = derive_prompt_cache_key("direct-7")
+    llm = _llm(emu)
+    llm.invoke("hi", config=config)
+    assert _last_body(emu)["prompt_cache_key"] == expected
+    list(llm.stream("hi", config=config))
+    assert _last_body(emu)["prompt_cache_key"] == expected
+    await llm.ainvoke("hi", config=config)
+    assert _last_body(emu)["prompt_cache_key"] == expected
+    async for _ in llm.astream("hi", config=config):
+        pass
+    body = _last_body(emu)
+    assert body["prompt_cache_key"] == expected and "_kimi_thread_id" not in body
 
 
 def test_langgraph_agent_with_thread_id_reads_cache_from_turn_two(emu: Emulator) -> None:
@@ -172,3 +188,13 @@ def test_langgraph_without_checkpoint_thread_gets_no_key(emu: Emulator) -> None:
     agent.invoke({"messages": [("user", "hello")]})
     assert "prompt_cache_key" not in _last_body(emu)
     assert emu.requests_to("/chat/completions")[-1].body["messages"][0]["content"] == "hello"
+
+
+def test_anthropic_route_carries_keep_and_cache_key(emu: Emulator) -> None:
+    llm = _llm(emu, protocol="anthropic", preserve_thinking=True)
+    llm.invoke("hi", config={"configurable": {"thread_id": "t-anthropic"}})
+    body = emu.requests_to("/messages")[-1].body
+    assert body["metadata"] == {"user_id": derive_prompt_cache_key("t-anthropic")}
+    assert body["context_management"] == {
+        "edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+    assert "prompt_cache_key" not in body
