@@ -44,7 +44,9 @@ class KimiClient:
     Kimi Code; ``credentials`` pins one source), shared process-wide by ``resolve_credential``.
     """
 
-    __slots__ = ("_config_key", "_models_failed_at", "_transport", "api_key", "settings")
+    __slots__ = (
+        "_config_key", "_live", "_models_failed_at", "_transport", "api_key", "settings"
+    )
 
     def __init__(
         self,
@@ -71,6 +73,7 @@ class KimiClient:
         )
         self._transport: Transport | None = None
         self._models_failed_at: float | None = None
+        self._live: list[dict[str, Any]] | None = None
         self._config_key: tuple[Any, ...] | None = None
 
     def __repr__(self) -> str:  # never shows the key
@@ -182,6 +185,7 @@ class KimiClient:
             self._models_failed_at = clock.monotonic()
             return None
         self._models_failed_at = None
+        self._live = models
         return models
 
     async def alive_models(self) -> list[dict[str, Any]] | None:
@@ -194,11 +198,17 @@ class KimiClient:
             self._models_failed_at = clock.monotonic()
             return None
         self._models_failed_at = None
+        self._live = models
         return models
 
     def _models_backoff(self) -> bool:
         failed = self._models_failed_at
         return failed is not None and clock.monotonic() - failed < MODELS_RETRY_AFTER
+
+    def known_model_info(self, model: str) -> ModelInfo:
+        """Capabilities of ``model`` without I/O: the live ``/models`` entry if this client has
+        already fetched it, else the built-in catalogue."""
+        return get_model_info(model, self._live)
 
     def model_info(self, model: str, *, live: bool) -> ModelInfo:
         """Capabilities of ``model``; with ``live`` the server's ``/models`` entry wins."""

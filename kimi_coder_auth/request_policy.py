@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .catalogue import ModelInfo
+from .errors import ParameterError
 from .schema import normalize_schema
 
 __all__ = [
@@ -65,33 +66,34 @@ def thinking_param(
     name = info.id if info is not None else "this model"
     if effort is not None:
         if thinking is False:
-            raise ValueError(
-                f"effort={effort!r} needs thinking; drop effort or set thinking=True/None."
+            raise ParameterError(
+                f"{{effort={effort!r}}} needs thinking; drop {{effort}} or {{thinking=False}}."
             )
         if kind == "no":
-            raise ValueError(f"{name} does not think, so effort={effort!r} cannot apply.")
+            raise ParameterError(f"{name} does not think, so {{effort={effort!r}}} cannot apply.")
         if info is not None and info.known:
             if not info.efforts:
-                raise ValueError(
-                    f"{name} has no effort levels; drop effort= (thinking=True enables thinking)."
+                raise ParameterError(
+                    f"{name} has no effort levels; drop {{effort}} ({{thinking=True}} enables "
+                    "thinking)."
                 )
             if effort not in info.efforts:
-                raise ValueError(
-                    f"effort={effort!r} is not valid for {name}; valid: {', '.join(info.efforts)}."
+                raise ParameterError(
+                    f"{{effort={effort!r}}} is not valid for {name}; valid: {', '.join(info.efforts)}."
                 )
     if thinking is None:
         return {"type": "enabled", "effort": effort} if effort is not None else None
     if thinking:
         if kind == "no":
-            raise ValueError(f"{name} does not support thinking; use thinking=None or False.")
+            raise ParameterError(f"{name} does not support thinking; drop {{thinking=True}}.")
         out: dict[str, Any] = {"type": "enabled"}
         if effort is not None:
             out["effort"] = effort
         return out
     if kind == "only":
-        raise ValueError(
-            f"{name} always thinks and rejects thinking disabled; use thinking=None/True or a "
-            "model that can turn thinking off."
+        raise ParameterError(
+            f"{name} always thinks and rejects thinking disabled; drop {{thinking=False}} or use "
+            "a model that can turn thinking off."
         )
     if kind == "no":
         return None  # nothing to disable
@@ -284,9 +286,9 @@ def resolve_tools_and_thinking(
     on = thinking_on(thinking, info)
     if choice is not None and _is_forced(choice) and on:
         if forced_tool_policy == "error":
-            raise ValueError(
+            raise ParameterError(
                 f"Kimi rejects a forced tool_choice while thinking is on ({model}); pass "
-                "thinking=False, tool_choice='auto', or forced_tool_policy='disable_thinking'."
+                "{thinking=False}, {tool_choice='auto'}, or {forced_tool_choice='disable_thinking'}."
             )
         if forced_tool_policy == "disable_thinking" and info.thinking != "only":
             tparam = {"type": "disabled"}

@@ -27,12 +27,15 @@ from langchain_core.prompt_values import ChatPromptValue, PromptValue
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.params import apply_aliases
 from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 from kimi_coder_auth.routing import ChatCall
+from kimi_coder_auth.structured import choose_structured_method, json_schema_format
+from kimi_coder_auth.tokens import count_message_tokens, count_tokens
 from kimi_coder_auth.wire import (
     FORCED_TOOL_POLICIES,
     SAMPLING_PARAMS,
@@ -94,7 +97,9 @@ class ChatKimiCoder(BaseChatModel):
                 print(chunk.additional_kwargs.get("reasoning_content", ""), chunk.text, end="")
     """
 
-    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(
+        populate_by_name=True, protected_namespaces=(), hide_input_in_errors=True
+    )
 
     model: str = Field(default="kimi-for-coding", alias="model_name")
     """Model id."""
@@ -155,6 +160,43 @@ class ChatKimiCoder(BaseChatModel):
     the process after the User-Agent gate's 403. None = ``KIMI_CODER_PROTOCOL`` or ``"auto"``."""
 
     _client: KimiClient | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def build_extra(cls, values: Any) -> Any:
+        """Map OpenAI-style aliases, and move unknown arguments to ``model_kwargs`` with a
+        warning (as ``ChatOpenAI`` does), so nothing passed is silently dropped."""
+        if not isinstance(values, dict):
+            return values
+        values = apply_aliases(dict(values), owner="ChatKimiCoder", not_applicable=_LC_NOT_APPLICABLE)
+        known = _field_names(cls)
+        extra = dict(values.get("model_kwargs") or {})
+        for name in list(values):
+            if name in known:
+                continue
+            if name in extra:
+                raise ValueError(f"{name!r} is given both directly and in model_kwargs; pass it once.")
+            warnings.warn(
+                f"{name!r} is not a ChatKimiCoder parameter; it was moved to model_kwargs and "
+                "is sent in every request body. Check its spelling if that is not intended.",
+                UserWarning,
+                stacklevel=_user_stacklevel(),
+            )
+            extra[name] = values.pop(name)
+        clashing = sorted(known.intersection(extra))
+        if clashing:
+            raise ValueError(
+                f"model_kwargs holds {', '.join(clashing)}, which ChatKimiCoder takes as "
+                "parameters; pass them directly instead."
+            )
+        if extra or "model_kwargs" in values:
+            values["model_kwargs"] = extra
+        return values
+
+    @property
+    def model_name(self) -> str:
+        """The model id (``ChatOpenAI``'s attribute name for ``model``)."""
+        return self.model
 
     # ------------------------------------------------------------------ LangChain plumbing
 
@@ -261,6 +303,34 @@ class ChatKimiCoder(BaseChatModel):
 
         return profile_for(self.model)
 
+    # ------------------------------------------------------------------ token counting
+
+    def get_num_tokens(self, text: str) -> int:
+        """Estimated tokens of ``text``, with no tokenizer download (``kimi_coder_auth.tokens``:
+        within about ±20 % on prose, code and Chinese). The exact count of a sent prompt is in
+        the response's ``usage_metadata["input_tokens"]``."""
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return count_tokens(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Estimated input tokens of ``messages`` (and ``tools``), as :meth:`get_num_tokens`."""
+        specs = [convert_to_openai_tool(t) for t in tools] if tools else None
+        return count_message_tokens(convert_messages(messages), specs)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Kimi's tokenizer cannot be loaded offline, so there are no token ids; counts are
+        estimated by :meth:`get_num_tokens` (or pass ``custom_get_token_ids``)."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise NotImplementedError(
+            "ChatKimiCoder has no offline tokenizer for Kimi, so it cannot return token ids; use "
+            "get_num_tokens() / get_num_tokens_from_messages() (an estimate), or pass "
+            "custom_get_token_ids=."
+        )
+
     # ------------------------------------------------------------------ core objects
 
     def _kimi_client(self) -> KimiClient:
@@ -308,6 +378,7 @@ class ChatKimiCoder(BaseChatModel):
         kw = dict(kwargs)
         for key in ("ls_structured_output_format", "structured_output_format", "stream"):
             kw.pop(key, None)
+        apply_aliases(kw, owner="a ChatKimiCoder call", not_applicable=_CALL_NOT_APPLICABLE)
         policy = kw.pop("forced_tool_choice", self.forced_tool_choice)
         if policy not in FORCED_TOOL_POLICIES:
             raise ValueError(
@@ -516,18 +587,23 @@ class ChatKimiCoder(BaseChatModel):
         self,
         schema: dict[str, Any] | type | None = None,
         *,
-        method: Literal["function_calling", "json_mode", "json_schema"] = "function_calling",
+        method: Literal["function_calling", "json_mode", "json_schema"] | None = None,
         include_raw: bool = False,
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
         """Return a runnable that answers with data matching ``schema``.
 
-        ``method``:
-            - ``"function_calling"`` (default): the schema becomes a tool and the call is forced.
+        ``method`` left unset picks what the model can honour (from its thinking mode in the
+        catalogue, or the live ``/models`` entry once fetched): ``"json_schema"`` while the model
+        thinks (always-thinking models such as ``k3``, or ``thinking`` not False), so thinking
+        stays on and nothing is forced; ``"function_calling"`` when thinking is off. An explicit
+        ``method`` is always kept, with a warning if it cannot be honoured:
+
+            - ``"function_calling"``: the schema becomes a tool and the call is forced.
               While thinking is on, ``forced_tool_choice`` decides: by default thinking is turned
-              off for the request; on always-thinking models the choice is relaxed to auto with
-              a warning, and if no tool call comes back an ``OutputParserException`` is raised.
+              off for the request; on always-thinking models the choice is relaxed to auto (with
+              the warning), and if no tool call comes back an ``OutputParserException`` is raised.
             - ``"json_mode"``: ``response_format={"type": "json_object"}``; describe the wanted
               JSON in the prompt.
             - ``"json_schema"``: ``response_format={"type": "json_schema", ...}`` sent natively
@@ -546,11 +622,17 @@ class ChatKimiCoder(BaseChatModel):
         del strict
         if kwargs:
             raise ValueError(f"with_structured_output got unsupported arguments {sorted(kwargs)}.")
-        if method not in ("function_calling", "json_mode", "json_schema"):
-            raise ValueError(
-                f"method={method!r} is not supported; use 'function_calling', 'json_mode' or "
-                "'json_schema'."
-            )
+        choice = choose_structured_method(
+            self._kimi_client().known_model_info(self.model),
+            thinking=self.thinking,
+            requested=method,
+            forced_tool_policy=self.forced_tool_choice,
+        )
+        if choice.warning:
+            warnings.warn(choice.warning, UserWarning, stacklevel=_user_stacklevel())
+        method = choice.method
+        if method == "json_schema" and schema is None:
+            raise ValueError("with_structured_output needs a schema (or method='json_mode').")
         is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
         ls_format = {"kwargs": {"method": method}, "schema": schema}
         parser: Runnable[Any, Any]
@@ -585,14 +667,7 @@ class ChatKimiCoder(BaseChatModel):
                 raise ValueError("method='json_schema' needs a schema.")
             # The core (wire.build_request) puts the schema in Kimi's dialect: name sanitised,
             # refs inlined, every property typed, "$schema" dropped.
-            json_schema = convert_to_json_schema(schema)
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": str(json_schema.get("title") or "response"),
-                    "schema": json_schema,
-                },
-            }
+            response_format = json_schema_format(convert_to_json_schema(schema))
             llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format)
             parser = (
                 PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
@@ -650,6 +725,31 @@ def _needs_live(params: dict[str, Any], wire: list[dict[str, Any]]) -> bool:
         effort=params["effort"],
         tool_choice=params["tool_choice"],
     )
+
+
+_CONNECTION = (
+    "is a connection setting, fixed per model object; set it when creating ChatKimiCoder "
+    "(or use .model_copy(update={...}))."
+)
+_CALL_NOT_APPLICABLE = {
+    name: _CONNECTION
+    for name in ("api_key", "base_url", "credentials", "timeout", "max_retries", "user_agent",
+                 "default_headers")
+}
+_LC_NOT_APPLICABLE = {
+    "context_window": "the context window is the model's (see .profile['max_input_tokens']); "
+    "limit the output with max_tokens=.",
+}
+
+
+def _field_names(cls: type[BaseModel]) -> set[str]:
+    """Field names and their aliases."""
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        names.add(name)
+        if field.alias:
+            names.add(field.alias)
+    return names
 
 
 _BASE_DICT = BaseChatModel.dict

@@ -11,6 +11,7 @@ import datetime as _dt
 import itertools
 import json
 import os
+import signal
 import sys
 import threading
 from typing import Any, TextIO
@@ -18,6 +19,7 @@ from typing import Any, TextIO
 from .. import clock
 from ..device import STORE_NAMES, DeviceProgress, DevicePrompt, resolve_store
 from ..errors import CredentialError, RegionError
+from ._options import add_credentials_option
 
 __all__ = ["cmd_login", "cmd_logout", "cmd_status", "register"]
 
@@ -87,14 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Show the credential source kimi-coder would use, its file, expiry and whether "
         "it refreshes. Exit status 1 when no usable credentials are found.",
     )
-    p.add_argument(
-        "--credentials",
-        choices=("auto", "env", "kimi-cli", "kimi-code"),
-        default=None,
-        metavar="SOURCE",
-        help="check only this source: env, kimi-cli or kimi-code (default: "
-        "$KIMI_CODER_CREDENTIALS, else the discovery order)",
-    )
+    add_credentials_option(p)
     p.add_argument("--region", default=None, metavar="REGION", help=_REGION_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_status)
@@ -199,6 +194,16 @@ class _Progress:
                 self.stream.flush()
 
 
+def _ctrl_c_cancels() -> None:
+    """Make Ctrl-C cancel the login even when the process inherited SIGINT as ignored (started
+    in the background, e.g. `nohup ... &`): restore Python's default handler."""
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _cli_target(args: argparse.Namespace, action: str) -> tuple[Any, Any] | None:
     """The store and endpoint for `--store` / `--region`; None after printing a CLI error."""
     from ..region import resolve_endpoint
@@ -236,6 +241,7 @@ def cmd_login(args: argparse.Namespace) -> int:
     """Run the device login and report where the token was saved."""
     from .. import device
 
+    _ctrl_c_cancels()
     target = _cli_target(args, "login")
     if target is None:
         return 2

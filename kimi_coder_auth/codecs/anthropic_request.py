@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalogue import DEFAULT_MAX_OUTPUT_TOKENS, ModelInfo, get_model_info
+from ..errors import ParameterError
 from ..images import to_data_url
 from ..neutral import BuiltRequest
 from ..request_policy import (
@@ -334,7 +335,7 @@ def build_messages_request(
     if max_tokens is None:
         max_tokens = info.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
-        raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}.")
+        raise ParameterError(f"{{max_tokens={max_tokens!r}}} is not a positive integer.")
     if response_format is not None:
         instruction = _format_instruction(response_format)
         if instruction:

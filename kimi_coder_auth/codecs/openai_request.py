@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalogue import ModelInfo, get_model_info
+from ..errors import ParameterError
 from ..images import to_data_url
 from ..neutral import BuiltRequest
 from ..request_policy import (
@@ -317,7 +318,7 @@ def build_request(
         body["thinking"] = tparam
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}.")
+            raise ParameterError(f"{{max_tokens={max_tokens!r}}} is not a positive integer.")
         body["max_completion_tokens"] = max_tokens
     if stream:
         body["stream"] = True

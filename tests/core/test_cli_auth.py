@@ -461,9 +461,16 @@ def test_status_in_a_real_subprocess(isolated_home: Path) -> None:
     assert "No usable Kimi Coding credentials" in proc.stderr
 
 
-def test_ctrl_c_in_a_real_login_process(isolated_home: Path) -> None:
-    """SIGINT while polling: exit 130 promptly, the cancel message, no file, lock free."""
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_ctrl_c_in_a_real_login_process(isolated_home: Path, inherited: str) -> None:
+    """SIGINT while polling: exit 130 promptly, the cancel message, no file, lock free.
+
+    The child's SIGINT disposition is set explicitly, so the test does not depend on how the
+    suite was started (`nohup ... &` makes children inherit SIGINT ignored); with it ignored,
+    login restores a default handler so Ctrl-C still cancels."""
     import signal
+
+    disposition = signal.SIG_DFL if inherited == "default" else signal.SIG_IGN
 
     with Emulator() as emu:
         emu.script_device(["authorization_pending"] * 50)
@@ -475,6 +482,7 @@ def test_ctrl_c_in_a_real_login_process(isolated_home: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
         )
         try:
             deadline = time.monotonic() + 15
