@@ -185,9 +185,15 @@ class ChatKimiCoder(BaseChatModel):
             extra[name] = values.pop(name)
         clashing = sorted(known.intersection(extra))
         if clashing:
+            hint = ""
+            if isinstance(extra.get("thinking"), dict):
+                hint = (
+                    " For the thinking object use thinking=True/False, effort=... and "
+                    "preserve_thinking=True (thinking.keep='all')."
+                )
             raise ValueError(
                 f"model_kwargs holds {', '.join(clashing)}, which ChatKimiCoder takes as "
-                "parameters; pass them directly instead."
+                f"parameters; pass them directly instead.{hint}"
             )
         if extra or "model_kwargs" in values:
             values["model_kwargs"] = extra

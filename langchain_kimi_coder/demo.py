@@ -286,7 +286,7 @@ def run_demo(*, thinking: bool = True, plain: bool = False, out: TextIO | None =
     ) as emu:
         root = make_workspace(Path(tmp))
         model = ChatKimiCoder(
-            model="kimi-for-coding" if thinking else "kimi-k2.6", base_url=emu.base_url, api_key=DEMO_API_KEY,
+            model="kimi-for-coding" if thinking else "toggle-thinking", base_url=emu.base_url, api_key=DEMO_API_KEY,
             thinking=thinking, max_retries=0, timeout=30,
         )
         agent = build_agent(model, make_tools(root))

@@ -41,8 +41,10 @@ def model_entry(
 
 
 #: The four ids the live service lists (Dec 2026), in its entry shape (k3-256k's is verbatim
-#: from a live answer). kimi-k2.6 is kept as a toggleable ("both") model so thinking on/off
-#: paths stay testable; the legacy ids the service routes without listing are LEGACY_ROUTES.
+#: from a live answer). ``toggle-thinking`` is the emulator's own extra: every live model thinks
+#: always, so a model whose thinking can be switched off keeps those paths testable (the
+#: built-in catalogue does not know it and treats it as toggleable too). The legacy ids the
+#: service routes without listing are LEGACY_ROUTES.
 DEFAULT_MODELS: list[dict[str, Any]] = [
     model_entry("kimi-for-coding", 262144, "only", display_name="K2.7 Code", video=True),
     model_entry(
@@ -56,7 +58,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "k3-256k", 262144, "only", display_name="K3 (256k)", efforts=["low", "high", "max"],
         default_effort="high", video=False,
     ),
-    model_entry("kimi-k2.6", 262144, "both", display_name="Kimi K2.6"),
+    model_entry("toggle-thinking", 262144, "both", display_name="Emulator: thinking on/off"),
 ]
 
 #: Legacy ids the service accepts but does not list, and the model that answers them.
@@ -64,6 +66,7 @@ LEGACY_ROUTES: dict[str, str] = {
     "k2p5": "kimi-for-coding",
     "k2p6": "kimi-for-coding",
     "kimi-k2-thinking": "kimi-for-coding",
+    "kimi-k2.6": "kimi-for-coding",
 }
 
 

@@ -51,7 +51,7 @@ def test_models_table(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None
     assert rows["k3"].split()[1:3] == ["1M", "always"]
     assert "low, high, max (default high)" in rows["k3"]
     assert rows["kimi-for-coding"].split()[1:3] == ["256K", "always"]
-    assert rows["kimi-k2.6"].split()[1:3] == ["256K", "on/off"]
+    assert rows["toggle-thinking"].split()[1:3] == ["256K", "on/off"]
     assert rows["k3-256k"].split()[-2:] == ["no", "-"]  # no video; no protocol declared
     assert rows["k3"].split()[-2:] == ["yes", "-"]
     assert KEY not in out

@@ -117,7 +117,7 @@ def test_unsigned_thinking_is_accepted_and_thinking_off_needs_none(emu: Emulator
     ok = _post(emu, {"model": "kimi-for-coding", "max_tokens": 100, "tools": TOOLS,
                      "messages": _tool_history({"type": "thinking", "thinking": "from the other route"})})
     assert ok.status_code == 200, ok.text
-    off = _post(emu, {"model": "kimi-k2.6", "max_tokens": 100, "tools": TOOLS,
+    off = _post(emu, {"model": "toggle-thinking", "max_tokens": 100, "tools": TOOLS,
                       "thinking": {"type": "disabled"}, "messages": _tool_history(None)})
     assert off.status_code == 200 and off.json()["content"][0]["type"] != "thinking"
 

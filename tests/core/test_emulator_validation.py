@@ -60,7 +60,7 @@ def test_reasoning_content_empty_string_is_enough(emu: Emulator, client: httpx.C
 
 
 def test_missing_reasoning_ok_when_thinking_disabled(emu: Emulator, client: httpx.Client) -> None:
-    r = post(client, emu, model="kimi-k2.6", messages=tool_turn(), tools=[TOOL],
+    r = post(client, emu, model="toggle-thinking", messages=tool_turn(), tools=[TOOL],
              thinking={"type": "disabled"})
     assert r.status_code == 200
 
@@ -109,7 +109,7 @@ def test_forced_tool_choice_with_thinking(emu: Emulator, client: httpx.Client) -
     assert err(post(client, emu, tools=[TOOL], tool_choice=named)) == \
         "tool_choice specified is incompatible with thinking enabled"
     off = {"type": "disabled"}
-    toggle = "kimi-k2.6"
+    toggle = "toggle-thinking"
     assert post(client, emu, model=toggle, tools=[TOOL], tool_choice="required",
                 thinking=off).status_code == 200
     assert post(client, emu, model=toggle, tools=[TOOL], tool_choice=named,

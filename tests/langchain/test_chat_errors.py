@@ -14,7 +14,7 @@ from kimi_coder_auth.emulator import Emulator
 from langchain_kimi_coder import ChatKimiCoder
 
 #: A model whose thinking can be switched off (every live model now always thinks).
-TOGGLE = "kimi-k2.6"
+TOGGLE = "toggle-thinking"
 
 def _llm(emu: Emulator, **kw: Any) -> ChatKimiCoder:
     return ChatKimiCoder(base_url=emu.base_url, api_key=API_KEY, max_retries=0, **kw)

@@ -17,7 +17,7 @@ from kimi_coder_auth.wire import build_request
 from langchain_kimi_coder.messages import convert_messages, message_to_wire, reasoning_of
 
 #: A model whose thinking can be switched off (every live model now always thinks).
-TOGGLE = "kimi-k2.6"
+TOGGLE = "toggle-thinking"
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -23,7 +23,7 @@ from kimi_coder_auth.emulator import Emulator, ScriptedResponder, Turn
 from langchain_kimi_coder import ChatKimiCoder
 
 #: A model whose thinking can be switched off (every live model now always thinks).
-TOGGLE = "kimi-k2.6"
+TOGGLE = "toggle-thinking"
 
 @pytest.fixture
 def scripted() -> Iterator[Any]:
@@ -264,14 +264,14 @@ def test_secrets_never_in_repr(model_kwargs: dict) -> None:
 
 def test_model_override_and_ls_params(emulator: Emulator, model_kwargs: dict) -> None:
     llm = ChatKimiCoder(**model_kwargs, temperature=0.3, max_tokens=64, stop=["END"])
-    msg = llm.invoke("hi", model="kimi-k2.6")
-    assert msg.response_metadata["model_name"] == "kimi-k2.6"
-    assert emulator.requests[-1].body["model"] == "kimi-k2.6"
+    msg = llm.invoke("hi", model="toggle-thinking")
+    assert msg.response_metadata["model_name"] == "toggle-thinking"
+    assert emulator.requests[-1].body["model"] == "toggle-thinking"
     body = emulator.requests[-1].body
     assert body["temperature"] == 0.3 and body["stop"] == ["END"]
     assert body["max_completion_tokens"] == 64
-    ls = llm._get_ls_params(model="kimi-k2.6")
-    assert ls["ls_provider"] == "kimi-coder" and ls["ls_model_name"] == "kimi-k2.6"
+    ls = llm._get_ls_params(model="toggle-thinking")
+    assert ls["ls_provider"] == "kimi-coder" and ls["ls_model_name"] == "toggle-thinking"
     assert ls["ls_temperature"] == 0.3 and ls["ls_max_tokens"] == 64 and ls["ls_stop"] == ["END"]
 
 

@@ -45,7 +45,7 @@ class PersonDict(TypedDict):
 
 
 #: A model whose thinking can be switched off (every live model now always thinks).
-TOGGLE = "kimi-k2.6"
+TOGGLE = "toggle-thinking"
 
 def _last_chat(emu: Emulator) -> dict[str, Any]:
     return [r.body for r in emu.requests if r.path.endswith("/chat/completions")][-1]

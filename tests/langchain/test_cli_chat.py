@@ -47,14 +47,14 @@ def test_chat_subprocess_streams_reasoning_answer_and_usage(emu: Emulator) -> No
 
 
 def test_chat_options_reach_the_request(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(_chat(emu, "--no-thinking", "--max-tokens", "64", "--model", "kimi-k2.6",
+    rc = main(_chat(emu, "--no-thinking", "--max-tokens", "64", "--model", "toggle-thinking",
                     "--user-agent", "kimi-coder-test/1.0", "hi", "there"))
     out = capsys.readouterr().out
     assert rc == 0
     assert "thinking: " not in out
     assert "answer: You said: hi there" in out
     req = emu.requests[-1]
-    assert req.body["model"] == "kimi-k2.6"
+    assert req.body["model"] == "toggle-thinking"
     assert req.body["thinking"] == {"type": "disabled"}
     assert req.body.get("max_completion_tokens", req.body.get("max_tokens")) == 64
     assert req.headers["user-agent"] == "kimi-coder-test/1.0"

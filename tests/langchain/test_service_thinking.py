@@ -58,15 +58,27 @@ def test_preserve_thinking_off_by_default_and_with_effort(emu: Emulator) -> None
     assert "reasoning_effort" not in _last_body(emu)  # the coding endpoint's form only
 
 
-def test_model_kwargs_keep_does_not_clobber_thinking(emu: Emulator) -> None:
-    _llm(emu, model="k3", effort="max", model_kwargs={"thinking": {"keep": "all"}}).invoke(HISTORY)
-    body = _last_body(emu)
-    assert body["thinking"] == {"type": "enabled", "effort": "max", "keep": "all"}
-    assert body["messages"][1]["reasoning_content"] == ""  # keep=all applied to the history
+def test_model_kwargs_thinking_names_the_parameters(emu: Emulator) -> None:
+    with pytest.raises(ValueError, match=r"preserve_thinking=True \(thinking.keep='all'\)"):
+        _llm(emu, model="k3", model_kwargs={"thinking": {"keep": "all"}})
+
+
+def test_extra_thinking_keep_does_not_clobber_thinking() -> None:
+    """A thinking dict in the core's ``extra`` (LlamaIndex additional_kwargs) is merged key by
+    key into the one built from thinking/effort."""
+    from kimi_coder_auth.wire import build_request
+
+    built = build_request("k3", [{"role": "user", "content": "x"},
+                                 {"role": "assistant", "content": "a"},
+                                 {"role": "user", "content": "y"}],
+                          effort="max", extra={"thinking": {"keep": "all"}})
+    assert built.body["thinking"] == {"type": "enabled", "effort": "max", "keep": "all"}
+    assert built.body["messages"][1]["reasoning_content"] == ""  # keep=all applied to history
+    assert built.preserve_thinking is True
 
 
 def test_preserve_thinking_not_sent_when_thinking_is_off(emu: Emulator) -> None:
-    _llm(emu, model="kimi-k2.6", thinking=False, preserve_thinking=True).invoke(HISTORY)
+    _llm(emu, model="toggle-thinking", thinking=False, preserve_thinking=True).invoke(HISTORY)
     body = _last_body(emu)
     assert body["thinking"] == {"type": "disabled"}
     assert "reasoning_content" not in body["messages"][1]

@@ -112,7 +112,7 @@ class _EmulatorSuite(ChatModelIntegrationTests):
 
     @property
     def model_override_value(self) -> str:
-        return "kimi-k2.6"
+        return "toggle-thinking"
 
     @property
     def supported_usage_metadata_details(self) -> dict[str, list[Any]]:
@@ -141,7 +141,7 @@ class TestChatKimiCoderIntegration(_EmulatorSuite):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         # a model whose thinking can be turned off, so forced tool choices are honoured
-        return {**_emulator_params(), "model": "kimi-k2.6"}
+        return {**_emulator_params(), "model": "toggle-thinking"}
 
     @property
     def model_override_value(self) -> str:
@@ -168,7 +168,7 @@ class TestChatKimiCoderAnthropicIntegration(_EmulatorSuite):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         # a model whose thinking can be turned off, so forced tool choices are honoured
-        return {**_emulator_params(), "protocol": "anthropic", "model": "kimi-k2.6"}
+        return {**_emulator_params(), "protocol": "anthropic", "model": "toggle-thinking"}
 
     @property
     def model_override_value(self) -> str:

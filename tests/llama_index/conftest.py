@@ -64,7 +64,7 @@ def llm(make_llm: Callable[..., KimiCoderLLM]) -> KimiCoderLLM:
 @pytest.fixture
 def toggle_llm(make_llm: Callable[..., KimiCoderLLM]) -> KimiCoderLLM:
     """KimiCoderLLM with thinking on, on a model whose thinking can be switched off."""
-    return make_llm(model="kimi-k2.6", thinking=True)
+    return make_llm(model="toggle-thinking", thinking=True)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.timeout(30)
 
 
 #: A model whose thinking can be switched off (every live model now always thinks).
-TOGGLE = "kimi-k2.6"
+TOGGLE = "toggle-thinking"
 
 def add(a: int, b: int) -> int:
     """Add two integers."""
@@ -591,10 +591,10 @@ def test_copy_and_pickle_never_leak_the_key(make_llm: Any, api_key: str) -> None
     assert clone.chat(user("from the clone")).message.content  # key and pools shared
     with pytest.raises(TypeError, match="api_key"):
         pickle.dumps(llm)
-    plain = KimiCoderLLM(thinking=True, model="kimi-k2.6")
+    plain = KimiCoderLLM(thinking=True, model="toggle-thinking")
     plain._get_transport()
     restored = pickle.loads(pickle.dumps(plain))
-    assert (restored.thinking, restored.model) == (True, "kimi-k2.6")
+    assert (restored.thinking, restored.model) == (True, "toggle-thinking")
 
 
 # --------------------------------------------------------------------------- catalogue & thinking

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.timeout(30)
 
 
 #: A model whose thinking can be switched off (every live model now always thinks).
-TOGGLE = "kimi-k2.6"
+TOGGLE = "toggle-thinking"
 
 def add(a: int, b: int) -> int:
     """Add two integers."""
@@ -215,7 +215,8 @@ def test_structured_predict_with_thinking_on(toggle_llm: KimiCoderLLM, chat_bodi
 def test_structured_predict_function_mode_is_kept(make_llm: Any, chat_bodies: Any) -> None:
     from llama_index.core.types import PydanticProgramMode
 
-    llm = make_llm(thinking=True, pydantic_program_mode=PydanticProgramMode.FUNCTION)
+    llm = make_llm(model="toggle-thinking", thinking=True,  # a model whose thinking can switch off
+                   pydantic_program_mode=PydanticProgramMode.FUNCTION)
     prompt = PromptTemplate("Extract the person: {text}")
     person = llm.structured_predict(Person, prompt, text="'Alan' is 41 years old")
     assert person == Person(name="Alan", age=41)
