@@ -59,6 +59,9 @@ class KimiClient:
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
         region: str | None = None,
+        deadline: float | None = None,
+        first_event_timeout: float | None = None,
+        event_timeout: float | None = None,
     ) -> None:
         self.api_key = _secret(api_key)
         self.settings = _settings(
@@ -70,6 +73,9 @@ class KimiClient:
             max_retries,
             default_headers,
             region,
+            deadline,
+            first_event_timeout,
+            event_timeout,
         )
         self._transport: Transport | None = None
         self._models_failed_at: float | None = None
@@ -98,7 +104,8 @@ class KimiClient:
     ) -> KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
-        ``default_headers``, ``region``), so both adapters map their settings the same way.
+        ``default_headers``, ``region``, ``deadline``, ``first_event_timeout``,
+        ``event_timeout``), so both adapters map their settings the same way.
 
         This runs on every request, so while the raw field values are unchanged (headers compared
         by content, catching in-place edits) ``current`` is returned without rebuilding the
@@ -113,6 +120,9 @@ class KimiClient:
             config.max_retries,
             tuple(headers.items()) if headers else None,
             getattr(config, "region", None),
+            getattr(config, "deadline", None),
+            getattr(config, "first_event_timeout", None),
+            getattr(config, "event_timeout", None),
         )
         if current is not None and current._config_key == raw:
             return current
@@ -148,7 +158,10 @@ class KimiClient:
         from .sources import resolve_credential
         from .transport import Transport
 
-        _, credentials, base_url, user_agent, timeout, max_retries, headers, region = self.settings
+        _, credentials, base_url, user_agent, timeout, max_retries, headers, region, *deadlines = (
+            self.settings
+        )
+        deadline, first_event_timeout, event_timeout = deadlines
         credential = resolve_credential(
             api_key=self.api_key, credentials=credentials, region=region, base_url=base_url
         )
@@ -161,6 +174,9 @@ class KimiClient:
             timeout=timeout,
             max_retries=max_retries,
             default_headers=dict(headers) if headers else None,
+            deadline=deadline,
+            first_event_timeout=first_event_timeout,
+            event_timeout=event_timeout,
         )
 
     # ------------------------------------------------------------------ model info
@@ -233,6 +249,9 @@ _SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("max_retries", 2),
     ("default_headers", None),
     ("region", None),
+    ("deadline", None),
+    ("first_event_timeout", None),
+    ("event_timeout", None),
 )
 
 
@@ -245,8 +264,14 @@ def _settings(
     max_retries: int,
     default_headers: Mapping[str, str] | None,
     region: str | None = None,
+    deadline: float | None = None,
+    first_event_timeout: float | None = None,
+    event_timeout: float | None = None,
 ) -> tuple[Any, ...]:
     headers: Sequence[tuple[str, str]] = (
         tuple(sorted(default_headers.items())) if default_headers else ()
     )
-    return (api_key, credentials, base_url, user_agent, timeout, max_retries, headers, region)
+    return (
+        api_key, credentials, base_url, user_agent, timeout, max_retries, headers, region,
+        deadline, first_event_timeout, event_timeout,
+    )
