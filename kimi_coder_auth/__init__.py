@@ -46,6 +46,9 @@ _LAZY = {
     "ToolCall": "wire",
     "ModelInfo": "catalogue",
     "get_model_info": "catalogue",
+    # side services (/search, /fetch, /files)
+    "KimiServices": "services",
+    "SearchResult": "services",
     # emulator
     "Emulator": "emulator",
 }
@@ -75,6 +78,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .emulator import Emulator
     from .refresh import Credential, CredentialStatus, OAuthCredential
     from .region import Endpoint, resolve_endpoint
+    from .services import KimiServices, SearchResult
     from .sources import (
         DiscoveredCredential,
         StaticCredential,
