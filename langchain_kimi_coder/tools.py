@@ -1,4 +1,4 @@
-"""Ready LangChain tools for the plan's web search and page fetch (``/search``, ``/fetch``).
+"""Ready LangChain tools for the plan's side services: web search, page fetch, video upload.
 
 Both use the same credential discovery and connection pool as ``ChatKimiCoder``; construction
 does no I/O. Bind them like any tool: ``ChatKimiCoder().bind_tools([KimiWebSearch()])``.
@@ -12,11 +12,11 @@ from typing import Any
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
-from kimi_coder_auth.services import KimiServices, SearchResult
+from kimi_coder_auth.services import KimiServices, SearchResult, video_url_part
 
 from ._errors import translate_error
 
-__all__ = ["KimiFetchURL", "KimiWebSearch"]
+__all__ = ["KimiFetchURL", "KimiUploadVideo", "KimiWebSearch"]
 
 
 class _SearchInput(BaseModel):
@@ -25,6 +25,10 @@ class _SearchInput(BaseModel):
 
 class _FetchInput(BaseModel):
     url: str = Field(description="The http(s) URL of the page to read.")
+
+
+class _UploadInput(BaseModel):
+    path: str = Field(description="Path of a local video file (mp4, webm, mov, ...).")
 
 
 class _ServiceTool(BaseTool):
@@ -107,5 +111,35 @@ class KimiFetchURL(_ServiceTool):
     async def _arun(self, url: str, run_manager: Any = None) -> str:
         try:
             return self._cut(await self._svc().afetch_url(url))
+        except Exception as exc:
+            raise translate_error(exc) from exc.__cause__
+
+
+def _uploaded(url: str) -> str:
+    return json.dumps({"url": url, "content_part": video_url_part(url)}, ensure_ascii=False)
+
+
+class KimiUploadVideo(_ServiceTool):
+    """Upload a local video through the Kimi Coding Plan (``POST /files``); returns its ``ms://`` URL.
+
+    The URL goes in a ``video_url`` content part of a later message, which is how Kimi reads video.
+    """
+
+    name: str = "upload_video"
+    description: str = (
+        "Upload a local video file so the model can watch it. Input: the file's path. Output: "
+        "JSON with the uploaded video's ms:// url and the content part that references it."
+    )
+    args_schema: type[BaseModel] = _UploadInput
+
+    def _run(self, path: str, run_manager: Any = None) -> str:
+        try:
+            return _uploaded(self._svc().upload_video(path))
+        except Exception as exc:
+            raise translate_error(exc) from exc.__cause__
+
+    async def _arun(self, path: str, run_manager: Any = None) -> str:
+        try:
+            return _uploaded(await self._svc().aupload_video(path))
         except Exception as exc:
             raise translate_error(exc) from exc.__cause__

@@ -1,6 +1,6 @@
-"""Ready LlamaIndex tools for the plan's web search and page fetch (``/search``, ``/fetch``).
+"""Ready LlamaIndex tools for the plan's side services: web search, page fetch, video upload.
 
-``kimi_web_search_tool()`` and ``kimi_fetch_url_tool()`` return ``FunctionTool``s (sync and
+``kimi_web_search_tool()``, ``kimi_fetch_url_tool()`` and ``kimi_upload_video_tool()`` return ``FunctionTool``s (sync and
 async) that use the same credential discovery and connection pool as ``KimiCoderLLM``; no I/O
 happens until a tool is called.
 """
@@ -12,9 +12,9 @@ from typing import Any
 
 from llama_index.core.tools import FunctionTool
 
-from kimi_coder_auth.services import KimiServices
+from kimi_coder_auth.services import KimiServices, video_url_part
 
-__all__ = ["kimi_fetch_url_tool", "kimi_web_search_tool"]
+__all__ = ["kimi_fetch_url_tool", "kimi_upload_video_tool", "kimi_web_search_tool"]
 
 
 def _services(api_key: str | None, base_url: str | None, credentials: str | None,
@@ -66,3 +66,24 @@ def kimi_fetch_url_tool(
         return _cut(await svc.afetch_url(url))
 
     return FunctionTool.from_defaults(fn=fetch_url, async_fn=afetch_url, name=name)
+
+
+def kimi_upload_video_tool(
+    *, api_key: str | None = None, base_url: str | None = None, credentials: str | None = None,
+    name: str = "upload_video", **settings: Any,
+) -> FunctionTool:
+    """A ``FunctionTool`` uploading a local video through the Kimi Coding Plan (``POST /files``)."""
+    svc = _services(api_key, base_url, credentials, settings)
+
+    def _fmt(url: str) -> str:
+        return json.dumps({"url": url, "content_part": video_url_part(url)}, ensure_ascii=False)
+
+    def upload_video(path: str) -> str:
+        """Upload the local video file at path; returns JSON with its ms:// url and content part."""
+        return _fmt(svc.upload_video(path))
+
+    async def aupload_video(path: str) -> str:
+        """Upload the local video file at path; returns JSON with its ms:// url and content part."""
+        return _fmt(await svc.aupload_video(path))
+
+    return FunctionTool.from_defaults(fn=upload_video, async_fn=aupload_video, name=name)

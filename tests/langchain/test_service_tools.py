@@ -44,3 +44,18 @@ def test_agent_calls_web_search(emu: Emulator) -> None:
     tool_msgs = [m for m in result["messages"] if m.type == "tool"]
     assert tool_msgs and "overview" in tool_msgs[0].content
     assert emu.counts["search"] == 1
+
+
+async def test_upload_video_tool_returns_the_ms_url_and_part(emu: Emulator, tmp_path) -> None:
+    from langchain_kimi_coder.tools import KimiUploadVideo
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42video-bytes")
+    tool = KimiUploadVideo(api_key=KEY, base_url=emu.base_url)
+    for out in (tool.invoke({"path": str(clip)}), await tool.ainvoke({"path": str(clip)})):
+        data = json.loads(out)
+        file_id = data["url"].removeprefix("ms://")
+        assert data["url"].startswith("ms://") and emu.uploads[file_id][2] == clip.read_bytes()
+        assert data["content_part"] == {"type": "video_url", "video_url": {"url": data["url"]}}
+    with pytest.raises(Exception, match=r"nope\.mp4"):
+        tool.invoke({"path": str(tmp_path / "nope.mp4")})

@@ -32,3 +32,16 @@ async def test_fetch_tool_async(emu: Emulator) -> None:
     out = await tool.acall(url="https://example.org/a")
     assert out.content.startswith("# Page at https://e") and "[truncated" in out.content
     assert emu.requests_to("/fetch")[-1].headers["accept"] == "text/markdown"
+
+
+async def test_upload_video_tool_sync_and_async(emu: Emulator, tmp_path) -> None:
+    from llama_index_kimi_coder.tools import kimi_upload_video_tool
+
+    clip = tmp_path / "clip.webm"
+    clip.write_bytes(b"\x1aE\xdf\xa3webm-video")
+    tool = kimi_upload_video_tool(api_key=KEY, base_url=emu.base_url)
+    assert tool.metadata.name == "upload_video"
+    for out in (tool.call(path=str(clip)), await tool.acall(path=str(clip))):
+        data = json.loads(out.content)
+        assert data["url"].startswith("ms://")
+        assert emu.uploads[data["url"].removeprefix("ms://")][2] == clip.read_bytes()
