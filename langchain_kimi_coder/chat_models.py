@@ -2,63 +2,48 @@
 
 A thin adapter: LangChain messages become wire messages (``messages.py``), and the shared core
 (``kimi_coder_auth.wire`` / ``transport`` / ``sources``) builds the request, talks HTTP and folds
-the stream. This module only maps results back to LangChain objects.
+the stream. This module holds the class (fields, LangChain plumbing, the invoke/stream entry
+points); its seams live beside it: ``_settings.py`` (constructor arguments), ``request.py`` (one
+call -> ``ChatCall``), ``prompt_cache.py`` (``thread_id`` -> cache key), ``streaming.py`` (deltas
+-> chunks) and ``structured_output.py``.
 """
 
 from __future__ import annotations
 
-import sys
-import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
 )
-from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompt_values import ChatPromptValue, PromptValue
-from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
-from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from langchain_core.utils.pydantic import is_basemodel_subclass
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
-from kimi_coder_auth.errors import MalformedResponseError
-from kimi_coder_auth.params import apply_aliases
-from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 from kimi_coder_auth.routing import ChatCall
-from kimi_coder_auth.structured import choose_structured_method, json_schema_format
 from kimi_coder_auth.tokens import count_message_tokens, count_tokens
-from kimi_coder_auth.wire import (
-    FORCED_TOOL_POLICIES,
-    SAMPLING_PARAMS,
-    map_tool_choice,
-    needs_live_model_info,
-)
+from kimi_coder_auth.wire import SAMPLING_PARAMS, map_tool_choice
 
 from ._errors import translate_error
-from .messages import (
-    MODEL_PROVIDER,
-    completion_to_message,
-    convert_messages,
-    usage_to_metadata,
-)
+from ._settings import collect_extra
+from .messages import completion_to_message, convert_messages
+from .prompt_cache import thread_kwarg
+from .request import abuild_call, build_call
+from .streaming import _StreamState
+from .structured_output import structured_output
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
     from kimi_coder_auth.neutral import Completion
-    from kimi_coder_auth.routing import AsyncDeltaStream, DeltaStream
     from kimi_coder_auth.transport import Transport
-    from kimi_coder_auth.wire import StreamDelta
 
 __all__ = ["ChatKimiCoder"]
 
@@ -176,36 +161,7 @@ class ChatKimiCoder(BaseChatModel):
         warning (as ``ChatOpenAI`` does), so nothing passed is silently dropped."""
         if not isinstance(values, dict):
             return values
-        values = apply_aliases(dict(values), owner="ChatKimiCoder", not_applicable=_LC_NOT_APPLICABLE)
-        known = _field_names(cls)
-        extra = dict(values.get("model_kwargs") or {})
-        for name in list(values):
-            if name in known:
-                continue
-            if name in extra:
-                raise ValueError(f"{name!r} is given both directly and in model_kwargs; pass it once.")
-            warnings.warn(
-                f"{name!r} is not a ChatKimiCoder parameter; it was moved to model_kwargs and "
-                "is sent in every request body. Check its spelling if that is not intended.",
-                UserWarning,
-                stacklevel=_user_stacklevel(),
-            )
-            extra[name] = values.pop(name)
-        clashing = sorted(known.intersection(extra))
-        if clashing:
-            hint = ""
-            if isinstance(extra.get("thinking"), dict):
-                hint = (
-                    " For the thinking object use thinking=True/False, effort=... and "
-                    "preserve_thinking=True (thinking.keep='all')."
-                )
-            raise ValueError(
-                f"model_kwargs holds {', '.join(clashing)}, which ChatKimiCoder takes as "
-                f"parameters; pass them directly instead.{hint}"
-            )
-        if extra or "model_kwargs" in values:
-            values["model_kwargs"] = extra
-        return values
+        return collect_extra(cls, values)
 
     @property
     def model_name(self) -> str:
@@ -277,32 +233,31 @@ class ChatKimiCoder(BaseChatModel):
         return params
 
     # The run config's ``configurable.thread_id`` reaches ``_generate`` only through these entry
-    # points (LangChain passes callbacks and metadata down, not ``configurable``), so each hands
-    # it on as a private call kwarg for ``prompt_cache_key="auto"``.
+    # points, so each hands it on for ``prompt_cache_key="auto"`` (see ``prompt_cache.py``).
 
     def invoke(  # type: ignore[override]
         self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        return super().invoke(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+        return super().invoke(input, config, stop=stop, **thread_kwarg(config, kwargs))
 
     async def ainvoke(  # type: ignore[override]
         self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AIMessage:
-        return await super().ainvoke(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+        return await super().ainvoke(input, config, stop=stop, **thread_kwarg(config, kwargs))
 
     def stream(  # type: ignore[override]
         self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
-        return super().stream(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+        return super().stream(input, config, stop=stop, **thread_kwarg(config, kwargs))
 
     def astream(  # type: ignore[override]
         self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
-        return super().astream(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+        return super().astream(input, config, stop=stop, **thread_kwarg(config, kwargs))
 
     def _convert_input(self, model_input: LanguageModelInput) -> PromptValue:
         """LangChain's input conversion, without re-validating a plain list that already holds
@@ -382,96 +337,6 @@ class ChatKimiCoder(BaseChatModel):
         finally:
             self._client = client
 
-    # ------------------------------------------------------------------ request building
-
-    def _params(
-        self, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool,
-        run_manager: Any = None,
-    ) -> dict[str, Any]:
-        """Merge instance settings with call-time kwargs into ``build_request`` arguments."""
-        kw = dict(kwargs)
-        for key in ("ls_structured_output_format", "structured_output_format", "stream"):
-            kw.pop(key, None)
-        apply_aliases(kw, owner="a ChatKimiCoder call", not_applicable=_CALL_NOT_APPLICABLE)
-        policy = kw.pop("forced_tool_choice", self.forced_tool_choice)
-        if policy not in FORCED_TOOL_POLICIES:
-            raise ValueError(
-                f"forced_tool_choice={policy!r}; use one of {', '.join(FORCED_TOOL_POLICIES)}."
-            )
-        params: dict[str, Any] = {
-            "model": kw.pop("model", None) or self.model,
-            "tools": kw.pop("tools", None),
-            "tool_choice": kw.pop("tool_choice", None),
-            "parallel_tool_calls": kw.pop("parallel_tool_calls", None),
-            "response_format": kw.pop("response_format", None),
-            "thinking": kw.pop("thinking", self.thinking),
-            "effort": kw.pop("effort", self.effort),
-            "max_tokens": kw.pop("max_tokens", kw.pop("max_completion_tokens", self.max_tokens)),
-            "stream": stream,
-            "include_usage": bool(kw.pop("stream_usage", self.stream_usage)),
-            "forced_tool_policy": policy,
-            "protocol": kw.pop("protocol", self.protocol),
-        }
-        stop_seq = stop if stop is not None else kw.pop("stop", None)
-        kw.pop("stop", None)
-        params["stop"] = stop_seq if stop_seq is not None else self.stop
-        placeholder = kw.pop("reasoning_placeholder", self.reasoning_placeholder)
-        if placeholder is not None:
-            params["reasoning_placeholder"] = placeholder
-        for key in SAMPLING_PARAMS:
-            params[key] = kw.pop(key, getattr(self, key))
-        params["preserve_thinking"] = bool(kw.pop("preserve_thinking", self.preserve_thinking))
-        cache_setting = kw.pop("prompt_cache_key", self.prompt_cache_key)
-        thread = kw.pop(_THREAD_KWARG, None)
-        if cache_setting == "auto" and thread is None:
-            thread = _thread_id(run_manager)
-        params["prompt_cache_key"] = resolve_prompt_cache_key(
-            cache_setting, thread if cache_setting == "auto" else None
-        )
-        extra: dict[str, Any] = dict(self.model_kwargs)
-        extra.update(kw)  # unknown call-time kwargs go to the body, as with model_kwargs
-        params["extra"] = extra or None
-        return params
-
-    def _build(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
-        stream: bool, run_manager: Any = None,
-    ) -> ChatCall:
-        params = self._params(stop, kwargs, stream=stream, run_manager=run_manager)
-        protocol = params.pop("protocol")
-        wire = convert_messages(messages)
-        model = params.pop("model")
-        client = self._kimi_client()
-        # the catalogue answers plain requests; only these may fetch /models
-        if _needs_live(params, wire):
-            info = client.model_info(model, live=True)
-        else:
-            info = get_model_info(model)
-        call = ChatCall.prepare(
-            self._get_transport(), model, wire, protocol=protocol, model_info=info, **params
-        )
-        _emit_warnings(call.built.warnings)
-        return call
-
-    async def _abuild(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
-        stream: bool, run_manager: Any = None,
-    ) -> ChatCall:
-        params = self._params(stop, kwargs, stream=stream, run_manager=run_manager)
-        protocol = params.pop("protocol")
-        wire = convert_messages(messages)
-        model = params.pop("model")
-        client = self._kimi_client()
-        if _needs_live(params, wire):
-            info = await client.amodel_info(model, live=True)
-        else:
-            info = get_model_info(model)
-        call = await ChatCall.aprepare(
-            self._get_transport(), model, wire, protocol=protocol, model_info=info, **params
-        )
-        _emit_warnings(call.built.warnings)
-        return call
-
     # ------------------------------------------------------------------ generate
 
     def _generate(
@@ -481,7 +346,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._build(messages, stop, kwargs, stream=False, run_manager=run_manager)
+        call = build_call(self, messages, stop, kwargs, stream=False, run_manager=run_manager)
         try:
             completion = call.complete()
         except Exception as exc:
@@ -495,7 +360,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = await self._abuild(messages, stop, kwargs, stream=False, run_manager=run_manager)
+        call = await abuild_call(self, messages, stop, kwargs, stream=False, run_manager=run_manager)
         try:
             completion = await call.acomplete()
         except Exception as exc:
@@ -525,7 +390,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = self._build(messages, stop, kwargs, stream=True, run_manager=run_manager)
+        call = build_call(self, messages, stop, kwargs, stream=True, run_manager=run_manager)
         stream = call.stream()
         state = _StreamState(call, stream, v1=self.output_version == "v1")
         try:
@@ -550,7 +415,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = await self._abuild(messages, stop, kwargs, stream=True, run_manager=run_manager)
+        call = await abuild_call(self, messages, stop, kwargs, stream=True, run_manager=run_manager)
         stream = call.astream()
         state = _StreamState(call, stream, v1=self.output_version == "v1")
         try:
@@ -629,389 +494,12 @@ class ChatKimiCoder(BaseChatModel):
         ``include_raw=True`` returns ``{"raw", "parsed", "parsing_error"}``. ``strict`` is
         accepted and ignored (Kimi has no strict mode).
         """
-        from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-        from langchain_core.output_parsers.openai_tools import (
-            JsonOutputKeyToolsParser,
-            PydanticToolsParser,
-        )
-
-        del strict
-        if kwargs:
-            raise ValueError(f"with_structured_output got unsupported arguments {sorted(kwargs)}.")
-        choice = choose_structured_method(
-            self._kimi_client().known_model_info(self.model),
-            thinking=self.thinking,
-            requested=method,
-            forced_tool_policy=self.forced_tool_choice,
-        )
-        if choice.warning:
-            warnings.warn(choice.warning, UserWarning, stacklevel=_user_stacklevel())
-        method = choice.method
-        if method == "json_schema" and schema is None:
-            raise ValueError("with_structured_output needs a schema (or method='json_mode').")
-        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
-        ls_format = {"kwargs": {"method": method}, "schema": schema}
-        parser: Runnable[Any, Any]
-        if method == "function_calling":
-            if schema is None:
-                raise ValueError("method='function_calling' needs a schema.")
-            tool = convert_to_openai_tool(schema)
-            tool_name = tool["function"]["name"]
-            llm = self.bind_tools(
-                [tool],
-                tool_choice=tool_name,
-                parallel_tool_calls=False,
-                ls_structured_output_format=ls_format,
-            )
-            tools_parser: Runnable[Any, Any] = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
-                if is_pydantic
-                else JsonOutputKeyToolsParser(key_name=tool_name, first_tool_only=True)
-            )
-            parser = RunnableLambda(_require_tool_call(tool_name), name="require_tool_call") | tools_parser
-        elif method == "json_mode":
-            llm = self.bind(
-                response_format={"type": "json_object"}, ls_structured_output_format=ls_format
-            )
-            parser = (
-                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
-                if is_pydantic
-                else JsonOutputParser()
-            )
-        else:
-            if schema is None:
-                raise ValueError("method='json_schema' needs a schema.")
-            # The core (wire.build_request) puts the schema in Kimi's dialect: name sanitised,
-            # refs inlined, every property typed, "$schema" dropped.
-            response_format = json_schema_format(convert_to_json_schema(schema))
-            llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format)
-            parser = (
-                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
-                if is_pydantic
-                else JsonOutputParser()
-            )
-        if include_raw:
-            parser_assign = RunnablePassthrough.assign(
-                parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
-            )
-            parser_none = RunnablePassthrough.assign(parsed=lambda _: None)
-            with_fallback = parser_assign.with_fallbacks(
-                [parser_none], exception_key="parsing_error"
-            )
-            return RunnableMap(raw=llm) | with_fallback
-        return llm | parser
+        del strict  # documented as ignored
+        return structured_output(self, schema, method=method, include_raw=include_raw, kwargs=kwargs)
 
 
 # ---------------------------------------------------------------------- helpers
 
 
-_THREAD_KWARG = "_kimi_thread_id"
-
-
-def _thread_kwarg(config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``kwargs`` plus the config's ``configurable.thread_id`` under a private key (if any)."""
-    if isinstance(config, dict):
-        tid = (config.get("configurable") or {}).get("thread_id")
-        if tid is not None and _THREAD_KWARG not in kwargs:
-            return {**kwargs, _THREAD_KWARG: tid}
-    return kwargs
-
-
-def _thread_id(run_manager: Any) -> Any:
-    """The LangGraph ``thread_id`` of the current run: ``configurable.thread_id`` of the run
-    config in context, else the run's metadata (LangGraph copies it there); None outside one."""
-    from langchain_core.runnables.config import var_child_runnable_config
-
-    config = var_child_runnable_config.get()
-    if config:
-        tid = (config.get("configurable") or {}).get("thread_id")
-        if tid is not None:
-            return tid
-    metadata = getattr(run_manager, "metadata", None)
-    if isinstance(metadata, dict):
-        return metadata.get("thread_id")
-    return None
-
-
-def _needs_live(params: dict[str, Any], wire: list[dict[str, Any]]) -> bool:
-    """Live ``/models`` data is consulted only when the request depends on it."""
-    return needs_live_model_info(
-        wire,
-        thinking=params["thinking"],
-        effort=params["effort"],
-        tool_choice=params["tool_choice"],
-    )
-
-
-_CONNECTION = (
-    "is a connection setting, fixed per model object; set it when creating ChatKimiCoder "
-    "(or use .model_copy(update={...}))."
-)
-_CALL_NOT_APPLICABLE = {
-    name: _CONNECTION
-    for name in ("api_key", "base_url", "credentials", "timeout", "max_retries", "user_agent",
-                 "default_headers")
-}
-_LC_NOT_APPLICABLE = {
-    "context_window": "the context window is the model's (see .profile['max_input_tokens']); "
-    "limit the output with max_tokens=.",
-}
-
-
-def _field_names(cls: type[BaseModel]) -> set[str]:
-    """Field names and their aliases."""
-    names: set[str] = set()
-    for name, field in cls.model_fields.items():
-        names.add(name)
-        if field.alias:
-            names.add(field.alias)
-    return names
-
-
 _BASE_DICT = BaseChatModel.dict
 _BASE_ASDICT = BaseChatModel.asdict
-
-_FRAMEWORK_PACKAGES = ("langchain_kimi_coder", "langchain_core", "langchain", "langgraph")
-
-
-def _user_stacklevel() -> int:
-    """Stack level of the first frame outside LangChain/LangGraph, so a warning points at the
-    caller's own line rather than at framework internals."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if module.split(".", 1)[0] not in _FRAMEWORK_PACKAGES:
-            return level
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return 2
-
-
-def _emit_warnings(messages: Sequence[str]) -> None:
-    """Surface the core's request warnings (e.g. a forced tool choice relaxed to auto)."""
-    if messages:
-        level = _user_stacklevel()
-        for text in messages:
-            warnings.warn(text, UserWarning, stacklevel=level)
-
-
-def _require_tool_call(tool_name: str) -> Callable[[BaseMessage], BaseMessage]:
-    """A step that fails clearly when a structured-output turn came back without the tool call."""
-
-    def check(message: BaseMessage) -> BaseMessage:
-        if isinstance(message, AIMessage) and (message.tool_calls or message.invalid_tool_calls):
-            return message
-        relaxed = bool(message.response_metadata.get("tool_choice_relaxed"))
-        why = (
-            " The forced tool choice was relaxed to 'auto' because the model was thinking "
-            "(Kimi rejects a forced tool_choice with thinking on), and the model answered in "
-            "text instead."
-            if relaxed
-            else ""
-        )
-        raise OutputParserException(
-            f"The model did not call the structured-output tool {tool_name!r}.{why} Use "
-            "thinking=False or a model that can turn thinking off, or "
-            "with_structured_output(method='json_schema').",
-            llm_output=message.text if isinstance(message.content, (str, list)) else None,
-        )
-
-    return check
-
-
-class _StreamState:
-    """Turns the core's ``StreamDelta``s into LangChain chunks for one stream.
-
-    v1 output gets explicit, never-colliding block indexes (reasoning, text and each tool call
-    take the next free index when first seen), so aggregation never merges a tool call into a
-    reasoning or text block. v0 output emits one kind per chunk (reasoning, text, tool calls).
-    """
-
-    __slots__ = (
-        "call",
-        "message_id",
-        "model",
-        "next_index",
-        "reasoning_index",
-        "stream",
-        "text_index",
-        "tool_index",
-        "v1",
-    )
-
-    def __init__(self, call: ChatCall, stream: DeltaStream | AsyncDeltaStream, *, v1: bool) -> None:
-        self.call = call
-        self.stream = stream
-        self.v1 = v1
-        self.model = call.model
-        self.message_id: str | None = None
-        self.next_index = 0
-        self.reasoning_index: int | None = None
-        self.text_index: int | None = None
-        self.tool_index: dict[int, int] = {}
-
-    def _new_index(self) -> int:
-        idx = self.next_index
-        self.next_index += 1
-        return idx
-
-    def _meta(self) -> dict[str, Any]:
-        if self.v1:
-            return {"model_provider": MODEL_PROVIDER, "output_version": "v1"}
-        return {"model_provider": MODEL_PROVIDER}
-
-    def chunks(self, delta: StreamDelta) -> list[ChatGenerationChunk]:
-        """The LangChain chunks for one delta (usually one; empty for metadata-only deltas)."""
-        if self.message_id is None and delta.id:
-            self.message_id = delta.id
-        out: list[ChatGenerationChunk] = []
-        v1 = self.v1
-        if delta.reasoning is not None:
-            content: Any = ""
-            if v1:
-                if self.reasoning_index is None:
-                    self.reasoning_index = self._new_index()
-                content = [
-                    {"type": "reasoning", "reasoning": delta.reasoning, "index": self.reasoning_index}
-                ]
-            out.append(
-                ChatGenerationChunk(
-                    message=AIMessageChunk(
-                        content=content,
-                        additional_kwargs={"reasoning_content": delta.reasoning},
-                        response_metadata=self._meta(),
-                        id=self.message_id,
-                    )
-                )
-            )
-        if delta.content:
-            if v1:
-                if self.text_index is None:
-                    self.text_index = self._new_index()
-                content = [{"type": "text", "text": delta.content, "index": self.text_index}]
-            else:
-                content = delta.content
-            out.append(
-                ChatGenerationChunk(
-                    message=AIMessageChunk(
-                        content=content, response_metadata=self._meta(), id=self.message_id
-                    )
-                )
-            )
-        if delta.tool_calls:
-            tool_chunks = []
-            blocks: list[dict[str, Any]] = []
-            for tc in delta.tool_calls:
-                tool_chunks.append(
-                    tool_call_chunk(name=tc.name, args=tc.arguments, id=tc.id, index=tc.index)
-                )
-                if v1:
-                    idx = self.tool_index.get(tc.index)
-                    if idx is None:
-                        idx = self.tool_index[tc.index] = self._new_index()
-                    blocks.append(
-                        {
-                            "type": "tool_call_chunk",
-                            "id": tc.id,
-                            "name": tc.name,
-                            "args": tc.arguments,
-                            "index": idx,
-                        }
-                    )
-            out.append(
-                ChatGenerationChunk(
-                    message=AIMessageChunk(
-                        content=blocks if v1 else "",  # type: ignore[arg-type]
-                        tool_call_chunks=tool_chunks,
-                        response_metadata=self._meta(),
-                        id=self.message_id,
-                    )
-                )
-            )
-        return out
-
-    def check_tool_calls(self) -> None:
-        """Raise for a streamed tool call the server never named.
-
-        ``invoke`` reports it in ``invalid_tool_calls``; a stream cannot, because LangChain
-        re-derives tool calls from the merged chunks and would call it a tool named ``''``.
-        """
-        for tc in self.stream.accumulator.tool_calls():
-            error = getattr(tc, "error", None)
-            if error:
-                raise MalformedResponseError(
-                    f"The streamed answer is malformed: {error}.",
-                    trace_id=self.stream.trace_id,
-                    hint="Use invoke() to get it as an invalid tool call, or retry the request.",
-                )
-
-    def id_fixup(self) -> ChatGenerationChunk | None:
-        """A chunk giving calls whose id the stream never sent the core's id (the one
-        ``invoke`` gives them), merged by index into the streamed call; None when all had ids."""
-        missing = self.stream.accumulator.synthesized_ids()
-        if not missing:
-            return None
-        tool_chunks = [
-            tool_call_chunk(name=None, args=None, id=call_id, index=idx)
-            for idx, call_id in missing.items()
-        ]
-        content: Any = ""
-        if self.v1:
-            content = [
-                {"type": "tool_call_chunk", "id": call_id, "index": self.tool_index[idx]}
-                for idx, call_id in missing.items()
-                if idx in self.tool_index
-            ]
-        return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content=content,
-                tool_call_chunks=tool_chunks,
-                response_metadata=self._meta(),
-                id=self.message_id,
-            )
-        )
-
-    def final(self) -> ChatGenerationChunk:
-        """The closing chunk: usage, finish reason, model name, ids, the route that answered,
-        and the Anthropic route's thinking blocks (signatures included); ``chunk_position="last"``."""
-        stream = self.stream
-        acc = stream.accumulator
-        call = self.call
-        meta = self._meta()
-        meta["model_name"] = acc.model or self.model
-        meta["finish_reason"] = acc.finish_reason
-        meta["protocol"] = stream.protocol
-        if acc.id:
-            meta["id"] = acc.id
-        trace_id = stream.trace_id
-        if trace_id:
-            meta["x_trace_id"] = trace_id
-        if call.built.tool_choice_relaxed:
-            meta["tool_choice_relaxed"] = True
-        usage = usage_to_metadata(acc.usage) if (acc.usage and call.include_usage) else None
-        additional: dict[str, Any] = {}
-        content: Any = [] if self.v1 else ""
-        details = acc.reasoning_details() if stream.protocol != "anthropic" else None  # type: ignore[union-attr]
-        if details:
-            additional["reasoning_details"] = details
-        if stream.protocol == "anthropic":
-            blocks = acc.thinking_blocks()  # type: ignore[union-attr]
-            if blocks:
-                additional["thinking_blocks"] = blocks
-                if self.v1 and self.reasoning_index is not None:
-                    sigs = [b["signature"] for b in blocks if b.get("signature") is not None]
-                    if sigs:
-                        content = [{"type": "reasoning", "reasoning": "", "index": self.reasoning_index,
-                                    "extras": {"signature": sigs[0]}}]
-        return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content=content,
-                additional_kwargs=additional,
-                response_metadata=meta,
-                usage_metadata=usage,
-                chunk_position="last",
-                id=self.message_id or acc.id,
-            ),
-            generation_info={"finish_reason": acc.finish_reason},
-        )
