@@ -17,6 +17,7 @@ from . import clock
 from .error_mapping import _extract_error, _scrub
 from .errors import APIConnectionError, APITimeoutError, StreamError, StreamInterruptedError
 from .http_pool import _headers_dict
+from .response_ids import response_ids
 from .retries import _backoff
 from .sse import aiter_chunks, iter_chunks
 
@@ -55,8 +56,8 @@ def _json_instead_of_stream(response: httpx.Response) -> StreamError:
         message or "The server answered a streaming request with plain JSON instead of an event stream.",
         status=response.status_code,
         error_type=etype,
-        trace_id=response.headers.get("x-trace-id"),
-        request_id=response.headers.get("x-request-id"),
+        trace_id=response_ids(response.headers)[0],
+        request_id=response_ids(response.headers)[1],
         hint="Check that the base URL points at the Kimi Coding API (…/coding/v1), then retry.",
     )
 
@@ -89,8 +90,7 @@ class ChatStream:
             )
             self._response = response
             headers = self.headers = _headers_dict(response.headers)
-            self.trace_id = headers.get("x-trace-id")
-            self.request_id = headers.get("x-request-id")
+            self.trace_id, self.request_id = response_ids(headers)
             if _is_json_type(headers.get("content-type", "")):
                 try:
                     response.read()
@@ -220,8 +220,7 @@ class AsyncChatStream:
             )
             self._response = response
             headers = self.headers = _headers_dict(response.headers)
-            self.trace_id = headers.get("x-trace-id")
-            self.request_id = headers.get("x-request-id")
+            self.trace_id, self.request_id = response_ids(headers)
             if _is_json_type(headers.get("content-type", "")):
                 try:
                     await response.aread()

@@ -7,7 +7,8 @@
 * Auth (`KimiAuth`) and the timeout are passed per request, so many `Transport` objects (one per
   chat model) share the pools. Constructing a `Transport` does no I/O.
 * Errors are mapped from status + body to the typed errors in `errors.py`, carrying the status,
-  the error type, the server's message and ``x-trace-id`` / ``x-request-id``.
+  the error type, the server's message and the trace/request ids (`response_ids`: ``x-trace-id``,
+  ``X-Msh-Trace-Id``, ``x-request-id``, ``Msh-Request-Id``).
 * Retries: 429 (not quota), 500/502/503/504 and connection errors, at most ``max_retries`` times,
   exponential backoff with jitter, honouring ``Retry-After`` (capped); sleeping goes through
   `kimi_coder_auth.clock`. Streams retry only before their first chunk.
@@ -38,6 +39,8 @@ from .auth import KimiAuth
 from .error_mapping import _connection_error, error_from_response, parse_retry_after
 from .errors import APIError, KimiCoderError
 from .http_pool import DEFAULT_TIMEOUT, LIMITS, _headers_dict, aclose_clients, close_clients
+from .response_ids import request_id as _request_id
+from .response_ids import trace_id as _trace_id
 from .retries import _backoff, _retryable
 from .streams import AsyncChatStream, ChatStream
 
@@ -130,11 +133,12 @@ def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
 
 @dataclass(frozen=True)
 class ChatResult:
-    """A non-streaming chat answer: the JSON body, the trace id and the response headers."""
+    """A non-streaming chat answer: the JSON body, the trace id, the response headers, the request id."""
 
     data: dict[str, Any]
     trace_id: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    request_id: str | None = None
 
 
 _models_cache: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, list[dict[str, Any]]]]] = (
@@ -296,7 +300,7 @@ class Transport:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s %s -> %d (x-trace-id %s)",
-                        method, url, response.status_code, response.headers.get("x-trace-id"),
+                        method, url, response.status_code, _trace_id(response.headers),
                     )
                 if response.status_code < 400:
                     return response, attempt
@@ -345,7 +349,7 @@ class Transport:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s %s -> %d (x-trace-id %s)",
-                        method, url, response.status_code, response.headers.get("x-trace-id"),
+                        method, url, response.status_code, _trace_id(response.headers),
                     )
                 if response.status_code < 400:
                     return response, attempt
@@ -374,8 +378,8 @@ class Transport:
             raise APIError(
                 f"The {what} answer was not valid JSON.",
                 status=response.status_code,
-                trace_id=response.headers.get("x-trace-id"),
-                request_id=response.headers.get("x-request-id"),
+                trace_id=_trace_id(response.headers),
+                request_id=_request_id(response.headers),
                 hint="Check that the base URL points at the Kimi Coding API (…/coding/v1).",
             ) from None
 
@@ -385,9 +389,10 @@ class Transport:
             raise APIError(
                 "The chat answer was not a JSON object.",
                 status=response.status_code,
-                trace_id=response.headers.get("x-trace-id"),
+                trace_id=_trace_id(response.headers),
             )
-        return ChatResult(data, response.headers.get("x-trace-id"), _headers_dict(response.headers))
+        headers = response.headers
+        return ChatResult(data, _trace_id(headers), _headers_dict(headers), _request_id(headers))
 
     @staticmethod
     def _non_stream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -442,7 +447,7 @@ class Transport:
             raise APIError(
                 "The /models answer had no model list.",
                 status=response.status_code,
-                trace_id=response.headers.get("x-trace-id"),
+                trace_id=_trace_id(response.headers),
             )
         return [m for m in models if isinstance(m, dict)]
 
