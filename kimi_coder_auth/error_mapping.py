@@ -202,8 +202,9 @@ def error_from_response(
             return QuotaExceededError(
                 message,
                 retry_after=retry_after,
-                hint="The account's balance or token quota is used up; recharge it, then retry. "
-                "Retrying now will not help.",
+                hint="The account's balance or token quota is used up; recharge it, then retry "
+                "(retrying now will not help). See the plan's windows with `kimi-coder usage` "
+                "(Python: `get_usage()`).",
                 **common,
             )
         return RateLimitError(message, retry_after=retry_after, **common)

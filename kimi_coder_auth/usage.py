@@ -229,9 +229,11 @@ def parse_usages(data: Any) -> PlanUsage:
         for i, item in enumerate(limits):
             if isinstance(item, Mapping):
                 detail = item.get("detail")
-                name = _limit_name(item.get("window"), i)
+                base = name = _limit_name(item.get("window"), i)
+                n = 1
                 while any(w.name == name for w in result.windows):  # two windows of one length
-                    name += "'"
+                    n += 1
+                    name = f"{base}_{n}"
                 label = str(item.get("name") or item.get("title") or WINDOW_LABELS.get(name, f"{name} window"))
                 _merge(result.windows, _counted(name, label, detail if isinstance(detail, Mapping) else item))
         shapes.append("legacy")
