@@ -13,9 +13,9 @@ import pytest
 
 from kimi_coder_auth.cli import main
 from kimi_coder_auth.cli.api_cmds import format_models, format_usage
-from kimi_coder_auth.usage import get_usage
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.emulator import Emulator
+from kimi_coder_auth.usage import get_usage
 
 KEY = "sk-kimi-cli-test"
 
