@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "ensure_private_dir"]
+__all__ = ["atomic_write_bytes", "ensure_private_dir", "probe_writable", "stray_temps"]
 
 _REPLACE_RETRIES = 5
 
@@ -32,7 +33,11 @@ def ensure_private_dir(path: Path, *, force_mode: bool = False) -> None:
 
 
 def _mkstemp_tmp(target: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=str(target.parent), prefix=f".{target.name}.", suffix=".tmp")
+    """Our temp naming: `.<file>.<pid>.<random>.tmp` (the pid lets a later process tell a dead
+    writer's leftover from a write in progress)."""
+    return tempfile.mkstemp(
+        dir=str(target.parent), prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"
+    )
 
 
 def kimi_code_tmp(target: Path) -> tuple[int, str]:
@@ -40,6 +45,55 @@ def kimi_code_tmp(target: Path) -> tuple[int, str]:
     tmp = f"{target}.tmp.{os.getpid()}.{secrets.token_hex(4)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     return fd, tmp
+
+
+def resolve_target(path: str | os.PathLike[str]) -> Path:
+    """The file a write of `path` really replaces (a symlink is written through)."""
+    target = Path(path)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+    return target
+
+
+def stray_temps(path: str | os.PathLike[str]) -> list[tuple[Path, int]]:
+    """Temp files of `path` in our two namings (ours, Kimi Code's), with the writer's pid."""
+    target = resolve_target(path)
+    name = re.escape(target.name)
+    pattern = re.compile(
+        rf"\.{name}\.(\d+)\.[a-z0-9_]+\.tmp|{name}\.tmp\.(\d+)\.[0-9a-f]{{8}}"
+    )
+    out: list[tuple[Path, int]] = []
+    try:
+        entries = os.listdir(target.parent)
+    except OSError:
+        return out
+    for entry in sorted(entries):
+        match = pattern.fullmatch(entry)
+        if match:
+            out.append((target.parent / entry, int(match.group(1) or match.group(2))))
+    return out
+
+
+def probe_writable(
+    path: str | os.PathLike[str],
+    size: int,
+    *,
+    make_temp: Callable[[Path], tuple[int, str]] | None = None,
+) -> None:
+    """Raise OSError unless a `size`-byte temp file can be created, written and fsynced next to
+    `path` (the same steps `atomic_write_bytes` takes); the probe file is always removed."""
+    target = resolve_target(path)
+    fd, tmp = (make_temp or _mkstemp_tmp)(target)
+    try:
+        view = memoryview(bytes(size))
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _replace(src: str, dst: str) -> None:
@@ -64,9 +118,7 @@ def atomic_write_bytes(
 
     `make_temp(target) -> (fd, temp_path)` chooses the temp name (same directory as the target).
     """
-    target = Path(path)
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
+    target = resolve_target(path)
     fd, tmp = (make_temp or _mkstemp_tmp)(target)
     try:
         view = memoryview(data)

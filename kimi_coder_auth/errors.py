@@ -7,6 +7,7 @@ field *names* and server-provided human messages only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ __all__ = [
     "CredentialBusy",
     "CredentialError",
     "CredentialFileCorrupt",
+    "CredentialStoreUnwritable",
     "CredentialsUnavailable",
     "DeviceAccessDenied",
     "DeviceCodeExpired",
@@ -113,6 +115,29 @@ class CredentialFileCorrupt(CredentialError):
         super().__init__(
             f"The credential file {path} is unreadable: {problem}. It was left untouched.",
             hint=hint or f"Fix or remove {path} yourself, then run `kimi-coder login`.",
+        )
+
+
+class CredentialStoreUnwritable(CredentialError):
+    """A credential file cannot be written (read-only or full disk, folder not writable)."""
+
+    def __init__(
+        self,
+        path: str,
+        os_error: str,
+        *,
+        errno: int | None = None,
+        message: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = path
+        self.os_error = os_error
+        self.errno = errno
+        folder = os.path.dirname(path) or "."
+        super().__init__(
+            message or f"Cannot write the credential file {path}: {os_error}.",
+            hint=hint
+            or f"Free disk space or make the folder {folder} writable for this user, then retry.",
         )
 
 

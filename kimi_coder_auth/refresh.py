@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import threading
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from . import clock
+from .credential import Credential, CredentialStatus
 from .errors import (
     CredentialError,
+    CredentialStoreUnwritable,
     CredentialsUnavailable,
     OAuthError,
     ReauthRequired,
@@ -52,32 +54,12 @@ BUSY_HOLD = 5.0  # serve the current token this long after finding the lock busy
 
 
 @dataclass(frozen=True)
-class CredentialStatus:
-    """What `kimi-coder status` shows about a credential; never contains a token."""
+class _Unsaved:
+    """A rotated login the store could not save: this process holds its only valid copy."""
 
-    source: str
-    location: str | None
-    expires_at: float | None
-    refreshable: bool
-    detail: str
-
-
-@runtime_checkable
-class Credential(Protocol):
-    """Anything that can hand out a bearer token (see docs/ARCHITECTURE.md, "Credentials")."""
-
-    @property
-    def source(self) -> str: ...
-
-    def get_token(self) -> Secret: ...
-
-    async def aget_token(self) -> Secret: ...
-
-    def on_unauthorized(self, rejected: Secret) -> Secret | None: ...
-
-    async def aon_unauthorized(self, rejected: Secret) -> Secret | None: ...
-
-    def describe(self) -> CredentialStatus: ...
+    token: OAuthToken
+    replaced: Secret  # the refresh token it replaced (now dead at the server)
+    os_error: str
 
 
 # Refresh tokens the server rejected, process-wide (as kimi-cli does): key -> retry-after (epoch).
@@ -131,6 +113,7 @@ class OAuthCredential:
         # (access token, fresh until): one attribute so the lock-free hot path reads it atomically
         self._hot: tuple[Secret, float] | None = None
         self._retry_after = float("-inf")
+        self._unsaved: _Unsaved | None = None
 
     def __copy__(self) -> OAuthCredential:
         """Credentials are shared objects: copying returns the same one (one cache, one lock)."""
@@ -233,7 +216,15 @@ class OAuthCredential:
         return str(self.store.path)
 
     def _read(self) -> OAuthToken:
-        token = self.store.read()
+        unsaved = self._unsaved
+        try:
+            token = self.store.read()
+        except ReauthRequired:
+            if unsaved is not None:  # tombstoned by a peer that used the dead refresh token
+                return unsaved.token
+            raise
+        if unsaved is not None and token is not None and token.refresh_token == unsaved.replaced:
+            return unsaved.token  # the file still holds the login our unsaved rotation replaced
         if token is None:
             raise CredentialsUnavailable(
                 [SourceAttempt(self.source, "missing (no login stored)", self._location())],
@@ -249,15 +240,94 @@ class OAuthCredential:
             return token.access_token != rejected
         return not token.needs_refresh(now)
 
+    def _unsaved_note(self) -> str:
+        unsaved = self._unsaved
+        if unsaved is None:
+            return ""
+        return (
+            f" Note: an earlier refreshed login could not be saved to {self._location()} "
+            f"({unsaved.os_error}); its only valid copy is in the memory of process "
+            f"{os.getpid()}, which saves it as soon as the folder is writable again."
+        )
+
     def _reauth(self, why: str) -> ReauthRequired:
         return ReauthRequired(
-            f"The {self.source} login in {self._location()} {why}", source=self.source
+            f"The {self.source} login in {self._location()} {why}{self._unsaved_note()}",
+            source=self.source,
         )
+
+    def _read_or_recover(self) -> OAuthToken:
+        """`_read`, but a revoked marker with a dead writer's temp file next to it gets one
+        recovery attempt under the store's lock (issue: a kill mid-write, then a tombstone)."""
+        try:
+            return self._read()
+        except ReauthRequired:
+            if not self.store.interrupted_writes():
+                raise
+            with self.store.lock(self.lock_timeout):
+                self.store.recover_interrupted_write()
+            return self._read()
+
+    def _save_unsaved(self) -> None:
+        """Try again to save a rotated login only this process holds (under the store's lock)."""
+        unsaved = self._unsaved
+        if unsaved is None:
+            return
+        try:
+            with self.store.lock(min(self.lock_timeout, ADVISORY_LOCK_WAIT)):
+                try:
+                    disk = self.store.read()
+                except ReauthRequired:
+                    disk = None  # a peer's tombstone for the dead refresh token: ours is newer
+                else:
+                    if disk is None or disk.refresh_token != unsaved.replaced:
+                        # logged out, or a new login was stored meanwhile: that one wins
+                        self._unsaved = None
+                        return
+                self.store.write(unsaved.token)
+        except CredentialStoreUnwritable:
+            return
+        except CredentialError as exc:
+            logger.debug("Could not retry saving the %s login: %s", self.source, exc.message)
+            return
+        self._unsaved = None
+        logger.warning("Saved the refreshed %s login to %s.", self.source, self._location())
+
+    def _store_unwritable(
+        self, disk: OAuthToken, rejected: Secret | None, exc: CredentialStoreUnwritable
+    ) -> Secret:
+        """The refresh cannot be saved, so it is not attempted: keep the current token."""
+        now = clock.now()
+        if rejected is None and disk.access_token and not disk.in_mandatory_window(now):
+            logger.warning(
+                "Not refreshing the %s token: %s cannot be written (%s); using the current one, "
+                "which is valid for %s more, and checking again in %.0f s.",
+                self.source,
+                exc.path,
+                exc.os_error,
+                _humanize(disk.expires_at - now),
+                ADVISORY_RETRY_DELAY,
+            )
+            self._retry_after = clock.monotonic() + ADVISORY_RETRY_DELAY
+            self._set_stale(disk, ADVISORY_RETRY_DELAY)
+            return disk.access_token
+        raise CredentialStoreUnwritable(
+            exc.path,
+            exc.os_error,
+            errno=exc.errno,
+            message=(
+                f"The {self.source} login needs a refresh, but {exc.path} cannot be written "
+                f"({exc.os_error}). The refresh was not attempted, so the stored login is "
+                f"unchanged.{self._unsaved_note()}"
+            ),
+        ) from None
 
     def _slow_path(self, *, rejected: Secret | None) -> Secret:
         """Holding `self._lock`: adopt from the file or refresh under the cross-process lock."""
+        if self._unsaved is not None:
+            self._save_unsaved()
         now = clock.now()
-        disk = self._read()
+        disk = self._read_or_recover()
         if self._usable(disk, rejected, now):
             self._set(disk)
             return disk.access_token
@@ -327,6 +397,7 @@ class OAuthCredential:
         self, before: OAuthToken, rejected: Secret | None, *, retry: bool = True
     ) -> Secret:
         """Inside the store's lock: re-read, adopt a peer's rotation, or refresh once."""
+        self.store.recover_interrupted_write()
         now = clock.now()
         disk = self._read()
         rotated = disk.refresh_token != before.refresh_token
@@ -342,6 +413,10 @@ class OAuthCredential:
         instead = self._check_refreshable(disk, rejected, now)
         if instead is not None:
             return instead
+        try:
+            self.store.check_writable()
+        except CredentialStoreUnwritable as exc:
+            return self._store_unwritable(disk, rejected, exc)
         logger.debug(
             "Refreshing the %s access token (refresh token %s)",
             self.source,
@@ -372,13 +447,36 @@ class OAuthCredential:
             raise
         try:
             self.store.write(new)
-        except OSError as exc:
-            logger.warning(
-                "Could not save the refreshed %s token to %s (%s); this process keeps it in memory.",
+        except CredentialStoreUnwritable as exc:
+            # The server already rotated the refresh token: the new login must not be lost.
+            self._unsaved = _Unsaved(new, disk.refresh_token, exc.os_error)
+            self._retry_after = float("-inf")
+            self._set_stale(new, ADVISORY_RETRY_DELAY)  # served from memory; save retried in 30 s
+            logger.error(
+                "The refreshed %s login could not be saved to %s (%s); process %d keeps the only "
+                "valid copy in memory.",
                 self.source,
-                self._location(),
-                exc.strerror or type(exc).__name__,
+                exc.path,
+                exc.os_error,
+                os.getpid(),
             )
+            raise CredentialStoreUnwritable(
+                exc.path,
+                exc.os_error,
+                errno=exc.errno,
+                message=(
+                    f"The refreshed {self.source} login could not be saved to {exc.path} "
+                    f"({exc.os_error}). The server has already replaced the refresh token, so "
+                    f"the only valid copy is in the memory of this process ({os.getpid()}): it is "
+                    "used for the next requests and saved as soon as the folder is writable again."
+                ),
+                hint=(
+                    f"Free disk space or make {os.path.dirname(exc.path)} writable and keep this "
+                    "process running until its next request; if it exits first, run "
+                    "`kimi-coder login`."
+                ),
+            ) from None
+        self._unsaved = None
         self._retry_after = float("-inf")
         self._set(new)
         return new.access_token
@@ -405,5 +503,14 @@ class OAuthCredential:
             raise self._reauth("keeps changing while its refresh is rejected; log in again.")
         _mark_rejected(self._location(), disk.refresh_token, now)
         self._set(None)
-        self.store.mark_revoked(disk)
+        if self._unsaved is not None and disk.refresh_token == self._unsaved.token.refresh_token:
+            self._unsaved = None  # the unsaved login itself was rejected: nothing left to save
+        try:
+            self.store.mark_revoked(disk)
+        except CredentialStoreUnwritable as exc:
+            raise self._reauth(
+                "was rejected by the server (refresh token revoked or expired), and the revoked "
+                f"marker could not be written to {exc.path} ({exc.os_error}): free disk space or "
+                "make that folder writable before logging in again."
+            ) from None
         raise self._reauth("was rejected by the server (refresh token revoked or expired).")

@@ -110,6 +110,8 @@ def _probe_store(
     try:
         token = store.read()
     except ReauthRequired as exc:
+        if store.interrupted_writes():  # a killed writer's newer login: recovered on first use
+            return oauth_credential_for(store), SourceAttempt(store.name, "usable", location), None
         return (
             None,
             SourceAttempt(store.name, "revoked: the login was rejected; log in again", location),

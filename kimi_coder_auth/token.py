@@ -66,6 +66,8 @@ def _file_num(d: Mapping[str, Any], key: str) -> float:
         number = float(value)
     except ValueError:
         raise ValueError(f"field {key!r} should be a number, found a non-numeric string") from None
+    except OverflowError:  # an integer too large for a float (hundreds of digits)
+        raise ValueError(f"field {key!r} is out of range") from None
     if not math.isfinite(number):
         raise ValueError(f"field {key!r} is not a finite number")
     return number

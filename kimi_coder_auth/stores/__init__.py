@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..atomic import atomic_write_bytes
-from ..errors import CredentialFileCorrupt
+from ..atomic import atomic_write_bytes, probe_writable, resolve_target, stray_temps
+from ..errors import CredentialFileCorrupt, CredentialStoreUnwritable
 from ..token import FILE_FIELDS, FileStyle, OAuthToken
 
 __all__ = ["FileTokenStore", "KimiCliStore", "KimiCodeStore", "TokenStore", "store_for"]
+
+logger = logging.getLogger("kimi_coder_auth.stores")
+
+PROBE_MIN_BYTES = 4096  # a refreshed file is a few hundred bytes; probe with room to spare
+PROBE_MAX_BYTES = 1 << 20
 
 
 @runtime_checkable
@@ -39,6 +46,31 @@ class TokenStore(Protocol):
     def mark_revoked(self, token: OAuthToken) -> None: ...
 
     def delete(self) -> bool: ...
+
+    def check_writable(self) -> None: ...
+
+    def recover_interrupted_write(self) -> Path | None: ...
+
+    def interrupted_writes(self) -> list[Path]: ...
+
+
+def _writer_alive(pid: int) -> bool:
+    """Is process `pid` still running? (POSIX; a pid we cannot signal belongs to a live process.)"""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _unwritable(path: Path, exc: OSError) -> CredentialStoreUnwritable:
+    return CredentialStoreUnwritable(
+        str(path), exc.strerror or type(exc).__name__, errno=exc.errno
+    )
 
 
 def _corrupt(path: Path, problem: str) -> CredentialFileCorrupt:
@@ -63,10 +95,14 @@ def _decode(raw: bytes) -> tuple[OAuthToken, None] | tuple[None, str]:
     except json.JSONDecodeError as exc:
         problem = f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
         return None, problem
+    except RecursionError:
+        return None, "nested too deeply to be a credential file"
+    except ValueError:  # an integer longer than Python's int/str conversion limit (4300 digits)
+        return None, "holds a number too long to read"
     try:
         return OAuthToken.from_file_dict(value), None
-    except ValueError as exc:
-        problem = str(exc)
+    except (ValueError, OverflowError, RecursionError) as exc:
+        problem = str(exc) if isinstance(exc, ValueError) else "a field is out of range"
         return None, problem
 
 
@@ -146,7 +182,7 @@ class FileTokenStore:
         try:
             with open(self.path, "rb") as fh:
                 value = json.loads(fh.read().decode("utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # unreadable or corrupt: nothing to keep
             return {}
         if not isinstance(value, dict):
             return {}
@@ -161,11 +197,105 @@ class FileTokenStore:
         raise NotImplementedError
 
     def _write_dict(self, data: dict[str, Any]) -> None:
-        self._prepare_dir()
-        failure = _write_file(self.path, self.serialize(data), self._make_temp())
+        path = self.path
+        try:
+            self._prepare_dir()
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
+        failure = _write_file(path, self.serialize(data), self._make_temp())
         del data  # holds the revealed tokens: keep them out of the raising frame's locals
         if failure is not None:
-            raise failure
+            raise _unwritable(path, failure) from None
+
+    def check_writable(self) -> None:
+        """Raise CredentialStoreUnwritable unless a rewrite of the file could succeed now.
+
+        Creates, fills and fsyncs a temp file of at least twice the current size in the file's
+        folder, then removes it: called before spending a refresh token, whose rotation would be
+        lost if the result could not be saved.
+        """
+        path = self.path
+        try:
+            size = min(max(PROBE_MIN_BYTES, 2 * os.stat(path).st_size), PROBE_MAX_BYTES)
+        except OSError:
+            size = PROBE_MIN_BYTES
+        try:
+            self._prepare_dir()
+            probe_writable(path, size, make_temp=self._make_temp())
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
+
+    # ------------------------------------------------------------------ interrupted writes
+
+    def interrupted_writes(self) -> list[Path]:
+        """Temp files of this file left by writers that are no longer running (never on Windows)."""
+        if sys.platform == "win32":
+            return []
+        return [p for p, pid in stray_temps(self.path) if not _writer_alive(pid)]
+
+    def _load_stray(self, path: Path) -> OAuthToken | None:
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            return None
+        token, _ = _decode(raw)
+        del raw
+        return token
+
+    def recover_interrupted_write(self) -> Path | None:
+        """Under the store's lock: promote a dead writer's complete, newer temp file; remove the rest.
+
+        A writer killed between writing its temp file and the rename leaves the only copy of a
+        rotated refresh token there. A temp file that parses completely, holds both tokens, a
+        refresh token different from the main file's and a later expiry replaces the main file
+        (an atomic rename); other leftovers of dead writers are removed, so no live token stays in
+        a stray file. Nothing happens when the main file is missing, logged out or corrupt (a
+        corrupt file is reported, never replaced). Returns the promoted temp file's old path.
+        """
+        strays = self.interrupted_writes()
+        if not strays:
+            return None
+        try:
+            current, problem = self._load()
+        except CredentialFileCorrupt:
+            return None
+        if current is None or problem is not None:
+            return None
+        best: tuple[Path, float] | None = None
+        for stray in strays:
+            token = self._load_stray(stray)
+            if (
+                token is not None
+                and token.access_token
+                and token.refresh_token
+                and token.refresh_token != current.refresh_token
+                and token.expires_at > current.expires_at
+                and (best is None or token.expires_at > best[1])
+            ):
+                best = (stray, token.expires_at)
+        promoted: Path | None = None
+        if best is not None:
+            try:
+                os.replace(best[0], resolve_target(self.path))
+                promoted = best[0]
+            except OSError as exc:
+                logger.warning(
+                    "Could not restore the login left in %s by an interrupted write (%s).",
+                    best[0],
+                    exc.strerror or type(exc).__name__,
+                )
+                return None
+            logger.warning(
+                "Restored the newer login that an interrupted write had left in %s to %s.",
+                promoted,
+                self.path,
+            )
+        for stray in strays:
+            if stray != promoted:
+                with contextlib.suppress(OSError):
+                    os.unlink(stray)
+        return promoted
 
     def _make_temp(self) -> Any:
         return None

@@ -63,7 +63,7 @@ class KimiCodeStore(FileTokenStore):
             marker = json.loads(
                 (self.path.parent / f"{self.token_name}.removed").read_text("utf-8")
             )
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return False
         digest = marker.get("file_digest") if isinstance(marker, dict) else None
         return isinstance(digest, str) and digest == hashlib.sha256(raw).hexdigest()
@@ -75,8 +75,15 @@ class KimiCodeStore(FileTokenStore):
         """The stored token; raises ReauthRequired for Kimi Code's revoked tombstone."""
         token = super().read()
         if token is not None and token.is_revoked_tombstone:
+            message = f"The Kimi Code login in {self.path} was rejected by the server (revoked)."
+            strays = self.interrupted_writes()
+            if strays:
+                message += (
+                    f" A newer login left by an interrupted write may be in {strays[0]}; "
+                    "kimi-coder restores it on its next use of this login."
+                )
             raise ReauthRequired(
-                f"The Kimi Code login in {self.path} was rejected by the server (revoked).",
+                message,
                 source=self.name,
                 hint="Log in again: Kimi Code's `/login`, or `kimi-coder login --store kimi-code`.",
             )

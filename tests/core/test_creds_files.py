@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from kimi_coder_auth.errors import CredentialBusy, CredentialFileCorrupt, OAuthError, ReauthRequired
+from kimi_coder_auth.errors import (
+    CredentialBusy,
+    CredentialFileCorrupt,
+    CredentialStoreUnwritable,
+    OAuthError,
+    ReauthRequired,
+)
 from kimi_coder_auth.locks import DirLock, FlockLock
 from kimi_coder_auth.paths import kimi_code_scoped_name, kimi_code_token_name
 from kimi_coder_auth.secret import Secret
@@ -323,8 +329,9 @@ def test_failed_replace_leaves_old_file_valid_and_no_temp(
 
     with monkeypatch.context() as m:
         m.setattr(os, "replace", boom)
-        with pytest.raises(OSError):
+        with pytest.raises(CredentialStoreUnwritable) as info:
             store.write(token(at="AT-NEW"))
+    assert str(store.path) in str(info.value) and "disk on fire" in str(info.value)
     assert store.path.read_bytes() == before
     assert [p.name for p in store.path.parent.iterdir()] == [store.path.name]
 

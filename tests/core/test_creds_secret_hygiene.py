@@ -25,6 +25,7 @@ from kimi_coder_auth.emulator import Emulator
 from kimi_coder_auth.error_mapping import error_from_response
 from kimi_coder_auth.errors import (
     CredentialFileCorrupt,
+    CredentialStoreUnwritable,
     DeviceLoginError,
     OAuthConnectionError,
     OAuthError,
@@ -112,10 +113,10 @@ def test_failed_write_keeps_the_tokens_out_of_the_traceback() -> None:
     at, rt = make_canary("AT"), make_canary("RT")
     store = KimiCliStore()
     store.path.mkdir(parents=True)  # the file's place is taken by a directory: rename fails
-    with pytest.raises(OSError) as info:
+    with pytest.raises(CredentialStoreUnwritable) as info:
         store.write(OAuthToken(Secret(at), Secret(rt), 123.0, 900.0, "kimi-code", "Bearer"))
     assert info.value.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST)
-    assert isinstance(info.value, IsADirectoryError) == (info.value.errno == errno.EISDIR)
+    assert info.value.path == str(store.path)
     assert_no_chain(info.value)
     Leaks(at, rt).check_exc("write()", info.value, locals_of=None)
 

@@ -136,7 +136,42 @@ def mode_hold_our_lock(store_name: str, hold: str) -> None:
     print("RELEASED", flush=True)
 
 
+def mode_refresh_file_limit(store_name: str, limit: str) -> None:
+    """Refresh through OAuthCredential while files may not grow past `limit` bytes (RLIMIT_FSIZE:
+    the kernel refuses the write, as on a full disk); print the token or the error."""
+    import resource
+    import signal
+
+    from kimi_coder_auth.errors import KimiCoderError
+    from kimi_coder_auth.refresh import OAuthCredential
+    from kimi_coder_auth.stores import store_for
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write returns EFBIG instead
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), resource.RLIM_INFINITY))
+    try:
+        token = OAuthCredential(store_for(store_name), lock_timeout=20).get_token()
+    except KimiCoderError as exc:
+        print("ERROR", type(exc).__name__, json.dumps(str(exc)), flush=True)
+        return
+    print("TOKEN", token.reveal(), flush=True)
+
+
+def mode_refresh_pause(store_name: str) -> None:
+    """Refresh through OAuthCredential, but stop just before the rename (to be SIGKILLed there)."""
+    from kimi_coder_auth.refresh import OAuthCredential
+    from kimi_coder_auth.stores import store_for
+
+    def paused_replace(src: str, dst: str) -> None:
+        print("PAUSED", src, flush=True)
+        time.sleep(60)
+
+    os.replace = paused_replace  # type: ignore[assignment]
+    OAuthCredential(store_for(store_name), lock_timeout=20).get_token()
+
+
 MODES = {
+    "refresh-file-limit": mode_refresh_file_limit,
+    "refresh-pause": mode_refresh_pause,
     "refresh": mode_refresh,
     "kimicli-hold": mode_kimicli_hold,
     "kimicode-hold": mode_kimicode_hold,
