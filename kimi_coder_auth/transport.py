@@ -26,14 +26,14 @@ import json
 import logging
 import os
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import clock, http_pool
+from . import clock, http_pool, quota_pacing
 from ._identity import default_user_agent
 from .auth import KimiAuth
 from .error_mapping import _connection_error, error_from_response, parse_retry_after
@@ -155,6 +155,8 @@ class Transport:
     ``timeout``: seconds (or an `httpx.Timeout`); default connect 10 s, read 300 s, because a
     thinking turn may stay silent for minutes. ``default_headers`` are sent with every request;
     a ``User-Agent`` among them counts like ``user_agent=``, an ``Authorization`` is ignored.
+    ``on_quota="wait"`` sleeps until a used-up quota window resets (at most ``max_quota_wait``
+    seconds per request, None = no limit) instead of raising `QuotaExceededError` (`quota_pacing`).
     """
 
     def __init__(
@@ -166,7 +168,16 @@ class Transport:
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
+        on_quota: str = "raise",
+        max_quota_wait: float | None = quota_pacing.DEFAULT_MAX_QUOTA_WAIT,
     ) -> None:
+        if on_quota not in quota_pacing.ON_QUOTA:
+            raise ValueError(f"on_quota={on_quota!r}; use \"raise\" (default) or \"wait\"")
+        if max_quota_wait is not None and max_quota_wait < 0:
+            raise ValueError(f"max_quota_wait must be >= 0 seconds or None, got {max_quota_wait!r}")
+        self.on_quota = on_quota
+        self.max_quota_wait = max_quota_wait
+        self._quota_gate: tuple[str, quota_pacing.QuotaGate] | None = None
         if credential is None:
             raise TypeError("Transport needs a credential (see kimi_coder_auth.resolve_credential)")
         if max_retries < 0:
@@ -273,6 +284,34 @@ class Transport:
     # ------------------------------------------------------------------ sending (sync)
 
     def _send(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, stream: bool = False,
+        attempt: int = 0,
+    ) -> tuple[httpx.Response, int]:
+        """`_send_retrying` under the quota policy (``on_quota``); ``/usages`` is never paced."""
+        def call() -> tuple[httpx.Response, int]:
+            return self._send_retrying(method, path, body, stream=stream, attempt=attempt)
+
+        if path == "/usages":
+            return call()
+        if self.on_quota == "wait":
+            return quota_pacing.send(self, call)
+        return quota_pacing.observe(self, call)
+
+    async def _asend(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, stream: bool = False,
+        attempt: int = 0,
+    ) -> tuple[httpx.Response, int]:
+        """Async `_send`."""
+        def call() -> Awaitable[tuple[httpx.Response, int]]:
+            return self._asend_retrying(method, path, body, stream=stream, attempt=attempt)
+
+        if path == "/usages":
+            return await call()
+        if self.on_quota == "wait":
+            return await quota_pacing.asend(self, call)
+        return await quota_pacing.aobserve(self, call)
+
+    def _send_retrying(
         self,
         method: str,
         path: str,
@@ -321,7 +360,7 @@ class Transport:
             clock.sleep(delay)
             attempt += 1
 
-    async def _asend(
+    async def _asend_retrying(
         self,
         method: str,
         path: str,
@@ -330,7 +369,7 @@ class Transport:
         stream: bool = False,
         attempt: int = 0,
     ) -> tuple[httpx.Response, int]:
-        """Async `_send`."""
+        """Async `_send_retrying`."""
         client = await http_pool._get_async_client()
         url = self._url(path)
         content = _encode(body) if body is not None else None

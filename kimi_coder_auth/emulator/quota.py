@@ -74,6 +74,7 @@ class _Exhausted:
     body: str
     resets_at: float | None
     error_type: str | None
+    starts_at: float | None = None
 
 
 class QuotaScript:
@@ -83,11 +84,11 @@ class QuotaScript:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._exhausted: dict[str, _Exhausted] = {}
+        self._exhausted: dict[str, list[_Exhausted]] = {}
         self.usages_shape = "legacy"
         self.id_headers = "x"  # "x" (x-trace-id / x-request-id), "msh" or "both"
         self.membership_level = "LEVEL_STANDARD"
-        self.rejected = 0  # chat requests answered with a quota body
+        self.rejections: list[float] = []  # clock times of chat requests answered with a quota body
 
     def exhaust(
         self,
@@ -96,13 +97,15 @@ class QuotaScript:
         resets_at: float | None = None,
         body: str | None = None,
         error_type: str | None = None,
+        starts_at: float | None = None,
     ) -> None:
         """Use up ``window`` ("5h", "7d", "month") until ``resets_at`` (clock time; None = until
-        `restore`). ``body``: which of `BODIES` chat answers (default: the window's own wording;
-        the 5-hour window answers with the ambiguous "billing cycle" text, as observed)."""
+        `restore`), from ``starts_at`` (None = now; later spells queue up behind earlier ones).
+        ``body``: which of `BODIES` chat answers (default: the window's own wording; the 5-hour
+        window answers with the ambiguous "billing cycle" text, as observed)."""
         name = body or {"5h": "billing", "7d": "7d", "month": "month"}[window]
         with self._lock:
-            self._exhausted[window] = _Exhausted(name, resets_at, error_type)
+            self._exhausted.setdefault(window, []).append(_Exhausted(name, resets_at, error_type, starts_at))
 
     def restore(self, window: str | None = None) -> None:
         """Give ``window`` (or every window) its quota back now."""
@@ -114,10 +117,14 @@ class QuotaScript:
 
     def _active(self) -> dict[str, _Exhausted]:
         now = clock.now()
+        active: dict[str, _Exhausted] = {}
         with self._lock:
-            for name in [n for n, e in self._exhausted.items() if e.resets_at is not None and now >= e.resets_at]:
-                del self._exhausted[name]
-            return dict(self._exhausted)
+            for name, spells in self._exhausted.items():
+                spells[:] = [e for e in spells if e.resets_at is None or now < e.resets_at]
+                current = next((e for e in spells if e.starts_at is None or e.starts_at <= now), None)
+                if current is not None:
+                    active[name] = current
+        return active
 
     def chat_block(self, envelope: str = "openai") -> tuple[int, dict[str, Any]] | None:
         """(status, body) a chat request gets while a window is used up, else None."""
@@ -129,7 +136,7 @@ class QuotaScript:
         window = min(active, key=lambda n: order.get(n, 3))
         state = active[window]
         with self._lock:
-            self.rejected += 1
+            self.rejections.append(clock.now())
         return BODIES[state.body][0], error_body(state.body, envelope, error_type=state.error_type)
 
     def response_headers(self, trace_id: str) -> list[str]:
