@@ -1,5 +1,8 @@
 """Send an image to Kimi with ChatKimiCoder.
 
+Needs the `langchain` extra: `python -m pip install ".[langchain]"` (from a clone) or
+`pip install "kimi-coder[langchain]"`.
+
 Any LangChain image form works (OpenAI `image_url`, v1 `image` blocks with base64 or a URL);
 ChatKimiCoder sends every image as a base64 data URL, fetching remote URLs itself, since the
 Coding API rejects plain image URLs.

@@ -1,5 +1,8 @@
 """The smallest ChatKimiCoder program: one question, one answer (with its reasoning and usage).
 
+Needs the `langchain` extra: `python -m pip install ".[langchain]"` (from a clone) or
+`pip install "kimi-coder[langchain]"`.
+
 Runs offline against the embedded Kimi Coding API emulator by default:
 
     python examples/invoke.py

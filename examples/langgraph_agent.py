@@ -1,5 +1,8 @@
 """A LangGraph tool-calling agent on ChatKimiCoder with thinking on, streamed as it works.
 
+Needs the `langchain` extra: `python -m pip install ".[langchain]"` (from a clone) or
+`pip install "kimi-coder[langchain]"`.
+
 Kimi requires the reasoning of every assistant tool-call turn to be sent back with thinking on;
 ChatKimiCoder does that, so multi-round tool loops just work (ChatOpenAI gets a 400 here).
 
@@ -14,6 +17,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.tools import tool
 
@@ -39,15 +43,8 @@ def multiply(a: int, b: int) -> int:
 
 
 def build_agent(model: ChatKimiCoder) -> Any:
-    """`langchain.agents.create_agent` when installed, else LangGraph's prebuilt agent."""
-    tools = [get_population, add, multiply]
-    try:
-        from langchain.agents import create_agent
-    except ImportError:
-        from langgraph.prebuilt import create_react_agent
-
-        return create_react_agent(model, tools)
-    return create_agent(model, tools)
+    """LangChain's current agent API (a LangGraph graph underneath)."""
+    return create_agent(model, [get_population, add, multiply])
 
 
 @contextlib.contextmanager

@@ -1,5 +1,8 @@
 """A LlamaIndex FunctionAgent on Kimi with thinking on: tools, streamed reasoning, final answer.
 
+Needs the `llama-index` extra: `python -m pip install ".[llama-index]"` (from a clone) or
+`pip install "kimi-coder[llama-index]"`.
+
 Runs offline against the embedded Kimi Coding API emulator by default:
 
     python examples/llama_index_agent.py

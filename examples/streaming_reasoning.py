@@ -1,5 +1,8 @@
 """Stream an answer token by token, keeping Kimi's reasoning apart from the answer text.
 
+Needs the `langchain` extra: `python -m pip install ".[langchain]"` (from a clone) or
+`pip install "kimi-coder[langchain]"`.
+
 Reasoning arrives in `chunk.additional_kwargs["reasoning_content"]` (and as standard `reasoning`
 content blocks in `chunk.content_blocks`); the answer in `chunk.content`; usage on the last chunk.
 

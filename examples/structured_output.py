@@ -1,8 +1,13 @@
 """Structured output with ChatKimiCoder: a Pydantic object back, three ways.
 
-`function_calling` (the default) forces a tool call; with thinking on, ChatKimiCoder sends that
-one request with thinking disabled (Kimi rejects a forced tool choice while thinking). `json_mode`
-and `json_schema` use `response_format`. `include_raw=True` also returns the raw message.
+Needs the `langchain` extra: `python -m pip install ".[langchain]"` (from a clone) or
+`pip install "kimi-coder[langchain]"`.
+
+With no `method`, ChatKimiCoder picks what the model honours: `json_schema` (a native
+`response_format`, thinking stays on) while the model thinks, a forced tool call
+(`function_calling`) when thinking is off. An explicit `method` is kept; `function_calling` with
+thinking on sends that one request with thinking disabled where the model allows it (Kimi rejects
+a forced tool choice while thinking). `include_raw=True` also returns the raw message.
 
     python examples/structured_output.py                        # offline emulator
     python examples/structured_output.py --base-url https://api.kimi.com/coding/v1
@@ -50,12 +55,18 @@ def main() -> None:
 
     with make_model(args.base_url, args.api_key) as model:
         bug = model.with_structured_output(Bug).invoke(f"Extract the bug report: {text}")
-        print("function_calling:", bug)
+        print("default (json_schema while thinking):", bug)
 
-        raw = model.with_structured_output(Bug, method="json_schema", include_raw=True).invoke(
+        bug = model.with_structured_output(Bug, method="function_calling").invoke(
+            f"Extract the bug report: {text}"
+        )
+        print("function_calling:                    ", bug)
+
+        raw = model.with_structured_output(Bug, include_raw=True).invoke(
             f"Extract the bug report as JSON: {text}"
         )
-        print("json_schema:     ", raw["parsed"], "| parsing_error:", raw["parsing_error"])
+        print("include_raw:                         ", raw["parsed"], "| parsing_error:",
+              raw["parsing_error"])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ _LAZY = {
     "OAuthToken": "token",
     "KimiCliStore": "stores.kimi_cli",
     "KimiCodeStore": "stores.kimi_code",
+    "Endpoint": "region",
+    "resolve_endpoint": "region",
     # device login
     "login": "device",
     "alogin": "device",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .device import DevicePrompt, alogin, login
     from .emulator import Emulator
     from .refresh import Credential, CredentialStatus, OAuthCredential
+    from .region import Endpoint, resolve_endpoint
     from .sources import (
         DiscoveredCredential,
         StaticCredential,

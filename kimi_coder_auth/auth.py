@@ -63,15 +63,20 @@ class KimiAuth(httpx.Auth):
 
     requires_request_body = True  # the body is read up front so a retry can replay it
 
-    def __init__(self, credential: Credential) -> None:
+    def __init__(self, credential: Credential, *, header: str = "authorization") -> None:
+        # header "authorization": ``Bearer <token>`` (OpenAI route); "x-api-key": the raw token
+        # in ``x-api-key`` (Anthropic route, as Kimi Code sends it), no Authorization header.
         self.credential = credential
+        self.header = header
 
     def __repr__(self) -> str:
         return f"KimiAuth(source={getattr(self.credential, 'source', '?')!r})"
 
-    @staticmethod
-    def _set(request: httpx.Request, token: Secret) -> None:
-        request.headers["Authorization"] = "Bearer " + token.reveal()
+    def _set(self, request: httpx.Request, token: Secret) -> None:
+        if self.header == "authorization":
+            request.headers["Authorization"] = "Bearer " + token.reveal()
+        else:
+            request.headers[self.header] = token.reveal()
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         check_secure_url(request.url)

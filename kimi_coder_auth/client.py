@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import clock
 from .catalogue import ModelInfo, get_model_info
+from .quota_pacing import DEFAULT_MAX_QUOTA_WAIT
 from .secret import Secret
 
 if TYPE_CHECKING:
+    from .quota_pacing import QuotaPacer
     from .transport import Transport
+    from .usage import PlanUsage
 
 __all__ = ["KimiClient"]
 
@@ -44,7 +47,9 @@ class KimiClient:
     Kimi Code; ``credentials`` pins one source), shared process-wide by ``resolve_credential``.
     """
 
-    __slots__ = ("_config_key", "_models_failed_at", "_transport", "api_key", "settings")
+    __slots__ = (
+        "_config_key", "_live", "_models_failed_at", "_transport", "api_key", "settings"
+    )
 
     def __init__(
         self,
@@ -56,13 +61,26 @@ class KimiClient:
         timeout: float | None = None,
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
+        region: str | None = None,
+        on_quota: str = "raise",
+        max_quota_wait: float | None = DEFAULT_MAX_QUOTA_WAIT,
     ) -> None:
         self.api_key = _secret(api_key)
         self.settings = _settings(
-            self.api_key, credentials, base_url, user_agent, timeout, max_retries, default_headers
+            self.api_key,
+            credentials,
+            base_url,
+            user_agent,
+            timeout,
+            max_retries,
+            default_headers,
+            region,
+            on_quota,
+            max_quota_wait,
         )
         self._transport: Transport | None = None
         self._models_failed_at: float | None = None
+        self._live: list[dict[str, Any]] | None = None
         self._config_key: tuple[Any, ...] | None = None
 
     def __repr__(self) -> str:  # never shows the key
@@ -87,7 +105,7 @@ class KimiClient:
     ) -> KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
-        ``default_headers``), so both adapters map their settings the same way.
+        ``default_headers``, ``region``, ``on_quota``, ``max_quota_wait``), so both adapters map their settings the same way.
 
         This runs on every request, so while the raw field values are unchanged (headers compared
         by content, catching in-place edits) ``current`` is returned without rebuilding the
@@ -101,13 +119,16 @@ class KimiClient:
             config.timeout,
             config.max_retries,
             tuple(headers.items()) if headers else None,
+            getattr(config, "region", None),
+            getattr(config, "on_quota", "raise"),
+            getattr(config, "max_quota_wait", DEFAULT_MAX_QUOTA_WAIT),
         )
         if current is not None and current._config_key == raw:
             return current
         client = cls.reuse(
             current,
             api_key=api_key,
-            **{name: getattr(config, name) for name, _ in _SETTING_DEFAULTS},
+            **{name: getattr(config, name, default) for name, default in _SETTING_DEFAULTS},
         )
         client._config_key = raw
         return client
@@ -132,18 +153,46 @@ class KimiClient:
         return transport
 
     def _new_transport(self) -> Transport:
+        from .region import resolve_endpoint
         from .sources import resolve_credential
         from .transport import Transport
 
-        _, credentials, base_url, user_agent, timeout, max_retries, headers = self.settings
+        _, credentials, base_url, user_agent, timeout, max_retries, headers, region, *quota = self.settings
+        credential = resolve_credential(
+            api_key=self.api_key, credentials=credentials, region=region, base_url=base_url
+        )
+        if region is not None and base_url is None:  # env only: region= fixes the hosts
+            base_url = resolve_endpoint(region).base_url
         return Transport(
-            credential=resolve_credential(api_key=self.api_key, credentials=credentials),
+            credential=credential,
             base_url=base_url,
             user_agent=user_agent,
             timeout=timeout,
             max_retries=max_retries,
             default_headers=dict(headers) if headers else None,
+            on_quota=quota[0],
+            max_quota_wait=quota[1],
         )
+
+    # ------------------------------------------------------------------ usage
+
+    def get_usage(self) -> PlanUsage:
+        """The plan's quota windows (``GET /usages``) for this client's credential."""
+        from .usage import get_usage
+
+        return get_usage(transport=self.transport)
+
+    async def aget_usage(self) -> PlanUsage:
+        """Async :meth:`get_usage`."""
+        from .usage import aget_usage
+
+        return await aget_usage(transport=self.transport)
+
+    def quota_pacer(self) -> QuotaPacer:
+        """A rate limiter that holds requests while this account's quota window is used up."""
+        from .quota_pacing import QuotaPacer
+
+        return QuotaPacer(self.transport, max_quota_wait=self.settings[9])
 
     # ------------------------------------------------------------------ model info
 
@@ -167,6 +216,7 @@ class KimiClient:
             self._models_failed_at = clock.monotonic()
             return None
         self._models_failed_at = None
+        self._live = models
         return models
 
     async def alive_models(self) -> list[dict[str, Any]] | None:
@@ -179,11 +229,17 @@ class KimiClient:
             self._models_failed_at = clock.monotonic()
             return None
         self._models_failed_at = None
+        self._live = models
         return models
 
     def _models_backoff(self) -> bool:
         failed = self._models_failed_at
         return failed is not None and clock.monotonic() - failed < MODELS_RETRY_AFTER
+
+    def known_model_info(self, model: str) -> ModelInfo:
+        """Capabilities of ``model`` without I/O: the live ``/models`` entry if this client has
+        already fetched it, else the built-in catalogue."""
+        return get_model_info(model, self._live)
 
     def model_info(self, model: str, *, live: bool) -> ModelInfo:
         """Capabilities of ``model``; with ``live`` the server's ``/models`` entry wins."""
@@ -207,6 +263,9 @@ _SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("timeout", None),
     ("max_retries", 2),
     ("default_headers", None),
+    ("region", None),
+    ("on_quota", "raise"),
+    ("max_quota_wait", DEFAULT_MAX_QUOTA_WAIT),
 )
 
 
@@ -218,8 +277,14 @@ def _settings(
     timeout: float | None,
     max_retries: int,
     default_headers: Mapping[str, str] | None,
+    region: str | None = None,
+    on_quota: str = "raise",
+    max_quota_wait: float | None = DEFAULT_MAX_QUOTA_WAIT,
 ) -> tuple[Any, ...]:
     headers: Sequence[tuple[str, str]] = (
         tuple(sorted(default_headers.items())) if default_headers else ()
     )
-    return (api_key, credentials, base_url, user_agent, timeout, max_retries, headers)
+    return (
+        api_key, credentials, base_url, user_agent, timeout, max_retries, headers, region,
+        on_quota, max_quota_wait,
+    )

@@ -23,6 +23,9 @@ class CredentialStatus:
     expires_at: float | None
     refreshable: bool
     detail: str
+    region: str | None = None  # the endpoint discovery used: region, OAuth host, login slot
+    oauth_host: str | None = None
+    slot: str | None = None
 
 
 @runtime_checkable

@@ -55,10 +55,12 @@ from .errors import (
     DeviceLoginTimeout,
     OAuthConnectionError,
     OAuthError,
+    RegionError,
 )
 from .secret import Secret
 
 if TYPE_CHECKING:
+    from .region import Endpoint
     from .token import OAuthToken
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "alogin",
     "default_prompt",
     "login",
+    "login_target",
     "resolve_store",
 ]
 
@@ -467,8 +470,9 @@ def default_prompt(prompt: DevicePrompt, *, file: Any = None) -> None:
     print("\n".join(lines), file=out, flush=True)
 
 
-def resolve_store(store: Any) -> Any:
-    """Map "kimi-cli" / "kimi-code" to its TokenStore; pass a store object through unchanged."""
+def resolve_store(store: Any, slot: str | None = None) -> Any:
+    """Map "kimi-cli" / "kimi-code" (in Kimi Code's `slot`, default: the endpoint in force) to
+    its TokenStore; pass a store object through unchanged."""
     if isinstance(store, str):
         if store == "kimi-cli":
             from .stores.kimi_cli import KimiCliStore
@@ -477,7 +481,7 @@ def resolve_store(store: Any) -> Any:
         if store == "kimi-code":
             from .stores.kimi_code import KimiCodeStore
 
-            return KimiCodeStore()
+            return KimiCodeStore(None, slot)
         raise ValueError(f"Unknown store {store!r}; use one of: {', '.join(STORE_NAMES)}.")
     for attr in ("write", "lock"):
         if not hasattr(store, attr):
@@ -517,6 +521,52 @@ def _to_token(payload: dict[str, Any]) -> OAuthToken:
     return OAuthToken.from_response(payload, now=clock.now())
 
 
+def login_target(
+    store: Any = None,
+    *,
+    region: str | None = None,
+    oauth_host: str | None = None,
+    via: str = "region=",
+) -> tuple[Any, Endpoint]:
+    """The store a login is saved to and the endpoint it comes from; no file is written.
+
+    `store` None: kimi-cli's file for the default host pair, else Kimi Code's per-host slot. A
+    login from any other host never goes to kimi-cli's single (default-host) file: asking for
+    it raises `RegionError`.
+    """
+    from .paths import kimi_cli_credentials_path
+    from .region import resolve_endpoint
+    from .stores.kimi_cli import KimiCliStore
+    from .stores.kimi_code import KimiCodeStore
+
+    endpoint = resolve_endpoint(region, oauth_host=oauth_host, via=via)
+    if store is None:
+        store = "kimi-cli" if endpoint.is_default else "kimi-code"
+    target = resolve_store(store, endpoint.slot)
+    if isinstance(target, KimiCodeStore) and target._token_name is None:
+        target = KimiCodeStore(target.home, endpoint.slot)  # the slot of the login's own host
+    if (
+        not endpoint.is_default
+        and isinstance(target, KimiCliStore)
+        and target.path == kimi_cli_credentials_path()
+    ):
+        raise RegionError(
+            f"kimi-cli's file {target.path} holds only the login for the default host "
+            f"https://auth.kimi.com; a login from {endpoint.oauth_host} would replace it.",
+            hint=f'Use store="kimi-code" (saved to Kimi Code\'s slot {endpoint.slot}) or leave '
+            "store unset.",
+        )
+    return target, endpoint
+
+
+def _check_writable(store: Any) -> None:
+    """Fail before the browser step when the login could not be saved (read-only or full disk):
+    approving a login that is then lost would only waste the user's time."""
+    check = getattr(store, "check_writable", None)
+    if check is not None:
+        check()
+
+
 def _save(store: Any, token: OAuthToken) -> None:
     with store.lock(STORE_LOCK_TIMEOUT):
         store.write(token)
@@ -553,14 +603,19 @@ def _check_timeout(timeout: float | None) -> None:
 
 def login(
     *,
-    store: Any = "kimi-cli",
+    store: Any = None,
     prompt: PromptCallback | None = None,
     open_browser: bool = True,
     timeout: float | None = None,
     oauth_host: str | None = None,
     on_progress: ProgressCallback | None = None,
+    region: str | None = None,
 ) -> OAuthToken:
     """Run the device login and save the token to `store` ("kimi-cli" or "kimi-code").
+
+    `region` ("mainland-cn" / "global") or `oauth_host` picks the server; `store` None saves a
+    default-host login to kimi-cli's file and any other to Kimi Code's per-host slot
+    (`login_target`), so one server's login never replaces another's.
 
     `prompt` receives a `DevicePrompt` (default: print URL and code to stderr). `timeout` bounds
     the wait for approval in seconds (the code's own `expires_in` applies too). Raises
@@ -570,8 +625,9 @@ def login(
     from . import oauth
 
     _check_timeout(timeout)
-    target = resolve_store(store)
-    host = oauth_host or oauth.oauth_host()
+    target, endpoint = login_target(store, region=region, oauth_host=oauth_host)
+    _check_writable(target)
+    host = endpoint.oauth_host
     status, body = oauth.post_form(
         DEVICE_AUTHORIZATION_PATH,
         {"client_id": oauth.KIMI_CODE_CLIENT_ID},
@@ -614,12 +670,13 @@ def login(
 
 async def alogin(
     *,
-    store: Any = "kimi-cli",
+    store: Any = None,
     prompt: PromptCallback | None = None,
     open_browser: bool = True,
     timeout: float | None = None,
     oauth_host: str | None = None,
     on_progress: ProgressCallback | None = None,
+    region: str | None = None,
 ) -> OAuthToken:
     """Async `login()`: never blocks the event loop; cancelling the task writes nothing.
 
@@ -628,8 +685,11 @@ async def alogin(
     from . import oauth
 
     _check_timeout(timeout)
-    target = resolve_store(store)
-    host = oauth_host or oauth.oauth_host()
+    target, endpoint = await asyncio.to_thread(  # may read Kimi Code's config.toml
+        login_target, store, region=region, oauth_host=oauth_host
+    )
+    await asyncio.to_thread(_check_writable, target)
+    host = endpoint.oauth_host
     status, body = await oauth.apost_form(
         DEVICE_AUTHORIZATION_PATH,
         {"client_id": oauth.KIMI_CODE_CLIENT_ID},

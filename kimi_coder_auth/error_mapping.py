@@ -115,7 +115,11 @@ def _extract_error(content: bytes) -> tuple[str | None, str | None]:
         return None, None
     if not isinstance(payload, dict):
         return None, None
+    # Both envelopes: OpenAI-style {"error": {...}} and Anthropic-style {"type": "error",
+    # "error": {"type", "message"}}; a proxy may nest one more level ({"error": {"error": ...}}).
     err = payload.get("error", payload)
+    if isinstance(err, dict) and isinstance(err.get("error"), dict) and not err.get("message"):
+        err = err["error"]
     if isinstance(err, str):
         desc = payload.get("error_description") or payload.get("message")
         return (desc if isinstance(desc, str) else err), err
@@ -131,11 +135,12 @@ def _extract_error(content: bytes) -> tuple[str | None, str | None]:
 def _sent_token(response: httpx.Response) -> str | None:
     """The bearer token the request carried (to scrub it from an echoing error body)."""
     try:
-        value = response.request.headers.get("authorization")
+        headers = response.request.headers
     except RuntimeError:  # a Response built by hand has no request
         return None
+    value = headers.get("authorization")
     if not value:
-        return None
+        return headers.get("x-api-key") or None  # the Anthropic route's credential header
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else value
 

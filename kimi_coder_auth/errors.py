@@ -8,7 +8,8 @@ field *names* and server-provided human messages only.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -34,10 +35,12 @@ __all__ = [
     "NotFoundError",
     "OAuthConnectionError",
     "OAuthError",
+    "ParameterError",
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
     "ReauthRequired",
+    "RegionError",
     "ServerError",
     "SourceAttempt",
     "StreamError",
@@ -199,6 +202,10 @@ class DeviceLoginTimeout(DeviceLoginError):
 
 
 # --------------------------------------------------------------------------- transport
+
+
+class RegionError(KimiCoderError, ValueError):
+    """An unknown or contradictory region setting (`region=`, `KIMI_CODER_REGION`, `--region`)."""
 
 
 class InsecureTransportError(KimiCoderError):
@@ -394,3 +401,41 @@ class ImageFetchError(KimiCoderError, ValueError):
 
 
 __all__.append("ImageFetchError")
+
+
+_PARAM_REF = re.compile(r"\{([a-z_]+)(?:=([^{}]*))?\}")
+
+
+class ParameterError(KimiCoderError, ValueError):
+    """A setting that cannot apply, naming the parameters in the words of the caller's interface.
+
+    The message is a template: ``{effort}`` names a parameter and ``{thinking=False}`` names a
+    setting. ``str()`` renders Python keywords (``effort=``, ``thinking=False``); a CLI calls
+    :meth:`render` with its own flag names (``--effort``, ``--no-thinking``). ``params`` lists the
+    parameters the error is about.
+    """
+
+    def __init__(self, template: str, *, hint: str | None = None) -> None:
+        self.template = template
+        self.params: tuple[str, ...] = tuple(dict.fromkeys(m.group(1) for m in _PARAM_REF.finditer(template)))
+        super().__init__(self.render(), hint=hint)
+
+    def render(self, flags: Mapping[str, str] | None = None) -> str:
+        """The message with parameters as Python keywords, or as ``flags[name]`` (e.g. a CLI's
+        ``{"effort": "--effort"}``; a boolean flag renders False as ``--no-<flag>``)."""
+
+        def sub(m: re.Match[str]) -> str:
+            name, value = m.group(1), m.group(2)
+            flag = flags.get(name) if flags else None
+            if flag is None:
+                return f"{name}={value}" if value is not None else f"{name}="
+            if value is None or value == "True":
+                return flag
+            if value == "False":
+                return "--no-" + flag.removeprefix("--")
+            return f"{flag} {value.strip(chr(39))}"
+
+        text = _PARAM_REF.sub(sub, self.template)
+        if flags is not None and self.hint and self.hint not in text:
+            return f"{text}\n{self.hint}"
+        return text

@@ -28,8 +28,9 @@ __all__ = [
 
 @dataclass(slots=True)
 class Usage:
-    """Token usage; ``input_tokens`` includes ``cache_read``, ``output_tokens`` includes
-    ``reasoning_tokens`` (as Kimi counts them). ``raw`` is the server's usage dict."""
+    """Token usage; ``input_tokens`` includes ``cache_read`` and ``cache_creation``,
+    ``output_tokens`` includes ``reasoning_tokens`` (as Kimi counts them). ``raw`` is the
+    server's usage dict."""
 
     input_tokens: int
     output_tokens: int
@@ -37,6 +38,7 @@ class Usage:
     cache_read: int | None = None
     reasoning_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    cache_creation: int | None = None
 
 
 @dataclass(slots=True)
@@ -64,7 +66,10 @@ class ToolCallDelta:
 
 @dataclass(slots=True)
 class StreamDelta:
-    """What one SSE chunk added. ``reasoning`` may be ``""`` (meaningful): test ``is not None``."""
+    """What one SSE chunk added. ``reasoning`` may be ``""`` (meaningful): test ``is not None``.
+
+    ``signature``: a fragment of the current thinking block's signature (Anthropic route only).
+    """
 
     reasoning: str | None = None
     content: str | None = None
@@ -73,11 +78,18 @@ class StreamDelta:
     usage: Usage | None = None
     model: str | None = None
     id: str | None = None
+    signature: str | None = None
 
 
 @dataclass(slots=True)
 class Completion:
-    """A whole assistant turn (non-stream response, or a stream's accumulated result)."""
+    """A whole assistant turn (non-stream response, or a stream's accumulated result).
+
+    ``thinking_blocks``: the Anthropic route's thinking blocks exactly as received
+    (``{"type": "thinking", "thinking", "signature"?}`` or ``{"type": "redacted_thinking",
+    "data"}``), to be replayed byte for byte; None on the OpenAI route. ``protocol``: the route
+    that answered (``"openai"`` or ``"anthropic"``).
+    """
 
     id: str | None
     model: str | None
@@ -86,6 +98,8 @@ class Completion:
     tool_calls: list[ToolCall]
     finish_reason: str | None
     usage: Usage | None
+    thinking_blocks: list[dict[str, Any]] | None = None
+    protocol: str = "openai"
 
 
 @dataclass(slots=True)
@@ -113,6 +127,8 @@ def usage_counts(usage: Usage) -> dict[str, int]:
     }
     if usage.cache_read is not None:
         out["cached_tokens"] = usage.cache_read
+    if usage.cache_creation is not None:
+        out["cache_creation_tokens"] = usage.cache_creation
     if usage.reasoning_tokens is not None:
         out["reasoning_tokens"] = usage.reasoning_tokens
     return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +19,7 @@ from . import clock
 from ._identity import default_user_agent
 from ._redact import redact
 from .errors import InsecureTransportError, OAuthConnectionError, OAuthError, ReauthRequired
-from .paths import DEFAULT_OAUTH_HOST
+from .paths import DEFAULT_OAUTH_HOST, default_oauth_host
 from .secret import Secret
 from .token import OAuthToken
 
@@ -60,13 +59,8 @@ class RefreshRejected(ReauthRequired):
 
 
 def oauth_host() -> str:
-    """`$KIMI_CODE_OAUTH_HOST`, then `$KIMI_OAUTH_HOST`, then https://auth.kimi.com (no trailing /)."""
-    host = (
-        os.environ.get("KIMI_CODE_OAUTH_HOST")
-        or os.environ.get("KIMI_OAUTH_HOST")
-        or DEFAULT_OAUTH_HOST
-    )
-    return host.strip().rstrip("/")
+    """`$KIMI_CODE_OAUTH_HOST`, then `$KIMI_OAUTH_HOST`, then the region's host (no trailing /)."""
+    return default_oauth_host()
 
 
 def oauth_headers() -> dict[str, str]:

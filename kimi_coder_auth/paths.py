@@ -7,15 +7,17 @@ kimi-cli: `$KIMI_SHARE_DIR` (default `~/.kimi`) / `credentials/kimi-code.json`, 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
+
+from .region import resolve_endpoint
 
 __all__ = [
     "DEFAULT_KIMI_CODE_BASE_URL",
     "DEFAULT_OAUTH_HOST",
     "KIMI_CODE_DEFAULT_NAME",
+    "default_base_url",
+    "default_oauth_host",
     "kimi_cli_credentials_path",
     "kimi_cli_lock_path",
     "kimi_code_credentials_dir",
@@ -64,40 +66,30 @@ def kimi_code_credentials_dir() -> Path:
     return kimi_code_home() / "credentials"
 
 
-def _normalize_endpoint(value: str) -> str:
-    return value.strip().rstrip("/")
-
-
 def kimi_code_scoped_name() -> str | None:
-    """Kimi Code's per-environment slot name, or None when host and base URL are the defaults.
+    """Kimi Code's per-host slot name in force, or None for the default host pair.
 
     Kimi Code stores a login made against a non-default OAuth host or API base URL under
     `kimi-code-env-<first 16 hex of sha256(JSON{oauthHost, baseUrl})>` (managed-kimi-code.ts
-    `resolveKimiCodeOAuthKey`), so tokens for different servers never mix.
+    `resolveKimiCodeOAuthKey`), so tokens for different servers never mix (see `region.py`).
     """
-    host_env = os.environ.get("KIMI_CODE_OAUTH_HOST") or os.environ.get("KIMI_OAUTH_HOST")
-    base_env = os.environ.get("KIMI_CODE_BASE_URL")
-    oauth_host = _normalize_endpoint(host_env or DEFAULT_OAUTH_HOST)
-    base_url = _normalize_endpoint(base_env or DEFAULT_KIMI_CODE_BASE_URL)
-    if oauth_host == DEFAULT_OAUTH_HOST and base_url == DEFAULT_KIMI_CODE_BASE_URL:
-        return None
-    payload = json.dumps(
-        {"oauthHost": oauth_host, "baseUrl": base_url}, separators=(",", ":"), ensure_ascii=False
-    )
-    return "kimi-code-env-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    name = kimi_code_token_name()
+    return None if name == KIMI_CODE_DEFAULT_NAME else name
 
 
 def kimi_code_token_name() -> str:
-    """The Kimi Code slot we use: its per-environment slot if Kimi Code created one, else `kimi-code`.
+    """The Kimi Code slot for the endpoint in force: `kimi-code` only for the default host pair."""
+    return resolve_endpoint().slot
 
-    The default slot is what the docs and users expect (`credentials/kimi-code.json`); when a
-    non-default host/base URL is configured and Kimi Code has already logged in for exactly that
-    environment, its scoped file is the right one and we follow it (a stat, only at first use).
-    """
-    scoped = kimi_code_scoped_name()
-    if scoped is not None and (kimi_code_credentials_dir() / f"{scoped}.json").exists():
-        return scoped
-    return KIMI_CODE_DEFAULT_NAME
+
+def default_base_url() -> str:
+    """The Coding API base URL in force: `$KIMI_CODE_BASE_URL`, else the region's (region-aware)."""
+    return resolve_endpoint().base_url  # KIMI_CODE_BASE_URL first, cached per environment
+
+
+def default_oauth_host() -> str:
+    """The OAuth host in force: the host variables, else the region's (no trailing /)."""
+    return resolve_endpoint().oauth_host
 
 
 def kimi_code_credentials_path(name: str | None = None) -> Path:

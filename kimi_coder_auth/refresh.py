@@ -30,7 +30,7 @@ from .errors import (
     ReauthRequired,
     SourceAttempt,
 )
-from .oauth import RefreshRejected, refresh_access_token
+from .oauth import RefreshRejected, oauth_host, refresh_access_token
 from .secret import Secret
 from .stores import TokenStore
 from .token import MANDATORY_WINDOW, OAuthToken
@@ -177,7 +177,8 @@ class OAuthCredential:
         try:
             token = self.store.read()
         except ReauthRequired as exc:
-            return CredentialStatus(self.source, location, None, False, f"revoked: {exc.message}")
+            detail = f"revoked: {exc.message} Next step: {exc.hint}"
+            return CredentialStatus(self.source, location, None, False, detail)
         except CredentialsUnavailable as exc:  # pragma: no cover - defensive
             return CredentialStatus(self.source, location, None, False, exc.message)
         except Exception as exc:  # CredentialFileCorrupt and friends
@@ -423,6 +424,8 @@ class OAuthCredential:
             disk.refresh_token.fingerprint(),
         )
         try:
+            if self._oauth_host is None:  # bound once: this login is refreshed only there
+                self._oauth_host = oauth_host()
             new = refresh_access_token(
                 disk.refresh_token, host=self._oauth_host, timeout=REFRESH_TIMEOUT, previous=disk
             )

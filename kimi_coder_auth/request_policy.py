@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .catalogue import ModelInfo
+from .errors import ParameterError
 from .schema import normalize_schema
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "map_tool_choice",
     "needs_live_model_info",
     "normalize_response_format",
+    "resolve_tools_and_thinking",
     "thinking_on",
     "thinking_param",
 ]
@@ -61,33 +63,34 @@ def thinking_param(
     name = info.id if info is not None else "this model"
     if effort is not None:
         if thinking is False:
-            raise ValueError(
-                f"effort={effort!r} needs thinking; drop effort or set thinking=True/None."
+            raise ParameterError(
+                f"{{effort={effort!r}}} needs thinking; drop {{effort}} or {{thinking=False}}."
             )
         if kind == "no":
-            raise ValueError(f"{name} does not think, so effort={effort!r} cannot apply.")
+            raise ParameterError(f"{name} does not think, so {{effort={effort!r}}} cannot apply.")
         if info is not None and info.known:
             if not info.efforts:
-                raise ValueError(
-                    f"{name} has no effort levels; drop effort= (thinking=True enables thinking)."
+                raise ParameterError(
+                    f"{name} has no effort levels; drop {{effort}} ({{thinking=True}} enables "
+                    "thinking)."
                 )
             if effort not in info.efforts:
-                raise ValueError(
-                    f"effort={effort!r} is not valid for {name}; valid: {', '.join(info.efforts)}."
+                raise ParameterError(
+                    f"{{effort={effort!r}}} is not valid for {name}; valid: {', '.join(info.efforts)}."
                 )
     if thinking is None:
         return {"type": "enabled", "effort": effort} if effort is not None else None
     if thinking:
         if kind == "no":
-            raise ValueError(f"{name} does not support thinking; use thinking=None or False.")
+            raise ParameterError(f"{name} does not support thinking; drop {{thinking=True}}.")
         out: dict[str, Any] = {"type": "enabled"}
         if effort is not None:
             out["effort"] = effort
         return out
     if kind == "only":
-        raise ValueError(
-            f"{name} always thinks and rejects thinking disabled; use thinking=None/True or a "
-            "model that can turn thinking off."
+        raise ParameterError(
+            f"{name} always thinks and rejects thinking disabled; drop {{thinking=False}} or use "
+            "a model that can turn thinking off."
         )
     if kind == "no":
         return None  # nothing to disable
@@ -211,3 +214,67 @@ def has_remote_images(messages: Sequence[Mapping[str, Any]]) -> bool:
                     if not (isinstance(url, str) and url.startswith(("data:", "ms://"))):
                         return True
     return False
+
+
+def resolve_tools_and_thinking(
+    model: str,
+    info: ModelInfo,
+    tool_names: Sequence[str],
+    tool_choice: Any,
+    thinking: bool | None,
+    effort: str | None,
+    forced_tool_policy: str,
+    warnings: list[str],
+) -> tuple[Any, dict[str, Any] | None, bool, bool]:
+    """Decide tool choice and thinking together, the same way on both routes.
+
+    Returns ``(choice, thinking_param, thinking_on, relaxed)``: ``choice`` in Kimi's OpenAI form
+    (None = omit), the ``thinking`` field (None = server default), whether thinking is on, and
+    whether a forced choice was relaxed to ``"auto"``. Kimi rejects a forced tool choice while
+    thinking; ``forced_tool_policy`` decides (see ``build_request``). Warnings are appended.
+    """
+    if tool_names and not info.supports_tool_use:
+        warnings.append(f"{model} is not listed as supporting tools; sending them anyway.")
+    choice = map_tool_choice(tool_choice)
+    relaxed = False
+    if choice is not None and not tool_names:
+        if _is_forced(choice):
+            raise ValueError(
+                f"tool_choice={tool_choice!r} forces a tool call but no tools were given; "
+                "pass tools= or drop tool_choice."
+            )
+        choice = None  # Kimi rejects tool_choice without tools; nothing to choose from
+    if isinstance(choice, Mapping) and choice.get("type") == "function":
+        wanted = (choice.get("function") or {}).get("name")
+        if wanted not in tool_names:
+            raise ValueError(
+                f"tool_choice names {wanted!r}, which is not among the tools "
+                f"({', '.join(tool_names)})."
+            )
+
+    tparam = thinking_param(thinking, effort, info)
+    on = thinking_on(thinking, info)
+    if choice is not None and _is_forced(choice) and on:
+        if forced_tool_policy == "error":
+            raise ParameterError(
+                f"Kimi rejects a forced tool_choice while thinking is on ({model}); pass "
+                "{thinking=False}, {tool_choice='auto'}, or {forced_tool_choice='disable_thinking'}."
+            )
+        if forced_tool_policy == "disable_thinking" and info.thinking != "only":
+            tparam = {"type": "disabled"}
+            on = False
+            if thinking or effort is not None:
+                warnings.append(
+                    "thinking was disabled for this request because a tool call is forced "
+                    "(Kimi rejects forced tool_choice while thinking)."
+                )
+        else:
+            choice = "auto"
+            relaxed = True
+            why = "always thinks" if info.thinking == "only" else "is thinking"
+            warnings.append(
+                f"tool_choice {tool_choice!r} was relaxed to 'auto' because {model} {why} and "
+                "Kimi rejects a forced tool_choice while thinking; the model may answer "
+                "without calling the tool."
+            )
+    return choice, tparam, on, relaxed

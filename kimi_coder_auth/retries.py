@@ -8,7 +8,7 @@ from .errors import QuotaExceededError, RateLimitError, ServerError
 
 __all__ = ["BACKOFF_INITIAL", "BACKOFF_MAX", "RETRY_AFTER_CAP", "RETRY_STATUSES"]
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})  # 529: Anthropic-style overloaded
 RETRY_AFTER_CAP = 60.0
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 8.0

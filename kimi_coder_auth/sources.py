@@ -5,6 +5,11 @@ file > Kimi Code's file. A source can be pinned with `credentials=` or `$KIMI_CO
 (`env`, `kimi-cli`, `kimi-code`); a pinned source that is unusable fails loudly with its reason.
 When nothing is usable, `CredentialsUnavailable` lists every source and why it was skipped.
 Building a credential does no I/O; lower sources are never read once a higher one is usable.
+
+Region (`region.py`): discovery first settles the endpoint (region, OAuth host, base URL, Kimi
+Code slot). For the default host pair it reads kimi-cli's file and Kimi Code's `kimi-code` slot;
+for any other host only Kimi Code's per-host slot, because kimi-cli's single file belongs to the
+default host. The login found is refreshed only against that endpoint's OAuth host.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from . import clock
@@ -24,6 +30,7 @@ from .errors import (
 )
 from .paths import kimi_code_home, kimi_share_dir
 from .refresh import Credential, CredentialStatus, OAuthCredential, _is_rejected
+from .region import Endpoint, check_region, clear_region_cache, resolve_endpoint
 from .secret import Secret
 from .stores import FileTokenStore, KimiCliStore, KimiCodeStore
 
@@ -87,23 +94,40 @@ class StaticCredential:
         return CredentialStatus(self.source, where, None, False, "static API key (never refreshed)")
 
 
-# One OAuthCredential per credential file, process-wide, so every model shares one cache/lock.
-_oauth_credentials: dict[tuple[str, str], OAuthCredential] = {}
+# One OAuthCredential per credential file and OAuth host, process-wide, so every model shares
+# one cache/lock.
+_oauth_credentials: dict[tuple[str, str, str | None], OAuthCredential] = {}
 _registry_lock = threading.Lock()
 
 
-def oauth_credential_for(store: FileTokenStore) -> OAuthCredential:
-    """The process-wide `OAuthCredential` for `store`'s file (created on first request)."""
-    key = (store.name, str(store.path))
+def oauth_credential_for(store: FileTokenStore, oauth_host: str | None = None) -> OAuthCredential:
+    """The process-wide `OAuthCredential` for `store`'s file, refreshed at `oauth_host` (default:
+    the host in force at its first refresh)."""
+    key = (store.name, str(store.path), oauth_host)
     with _registry_lock:
         cred = _oauth_credentials.get(key)
         if cred is None:
-            cred = _oauth_credentials[key] = OAuthCredential(store)
+            cred = _oauth_credentials[key] = OAuthCredential(store, oauth_host=oauth_host)
         return cred
 
 
+def _not_for_kimi_cli(endpoint: Endpoint) -> str:
+    return (
+        f"not used for {endpoint.oauth_host} ({endpoint.region}): kimi-cli keeps one login, "
+        "for the default host https://auth.kimi.com only"
+    )
+
+
+def _login_hint(endpoint: Endpoint) -> str:
+    how = f" --region {endpoint.region}" if endpoint.region != "custom" else ""
+    return (
+        f"Run `kimi-coder login{how}` with the same settings (it saves to Kimi Code's slot "
+        f"{endpoint.slot}), or Kimi Code's `/login`; or set KIMI_CODER_API_KEY to an API key."
+    )
+
+
 def _probe_store(
-    store: FileTokenStore,
+    store: FileTokenStore, oauth_host: str | None = None
 ) -> tuple[OAuthCredential | None, SourceAttempt, BaseException | None]:
     """Check whether `store` holds a usable login; never raises for file problems."""
     location = str(store.path)
@@ -142,7 +166,7 @@ def _probe_store(
             SourceAttempt(store.name, "revoked: the refresh token was rejected", location),
             None,
         )
-    return oauth_credential_for(store), SourceAttempt(store.name, "usable", location), None
+    return oauth_credential_for(store, oauth_host), SourceAttempt(store.name, "usable", location), None
 
 
 class DiscoveredCredential:
@@ -154,10 +178,17 @@ class DiscoveredCredential:
         *,
         share_dir: Path | None = None,
         code_home: Path | None = None,
+        region: str | None = None,
+        base_url: str | None = None,
+        via: str = "region=",
     ) -> None:
         self.pin = pin
         self._share_dir = share_dir
         self._code_home = code_home
+        self._region = region
+        self._base_url = base_url
+        self._via = via
+        self._endpoint: Endpoint | None = None
         self._delegate: Credential | None = None
         self._lock = threading.Lock()
 
@@ -178,18 +209,30 @@ class DiscoveredCredential:
             return self._delegate.source
         return self.pin or "auto"
 
+    @property
+    def endpoint(self) -> Endpoint:
+        """Region, OAuth host, base URL and Kimi Code slot this discovery uses (read once)."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            endpoint = self._endpoint = resolve_endpoint(
+                self._region, base_url=self._base_url, via=self._via, home=self._code_home
+            )
+        return endpoint
+
     def _stores(self) -> list[FileTokenStore]:
         cli = (
             KimiCliStore(self._share_dir / "credentials" / "kimi-code.json")
             if self._share_dir
             else KimiCliStore()
         )
-        code = KimiCodeStore(self._code_home) if self._code_home else KimiCodeStore()
+        slot = self.endpoint.slot
+        code = KimiCodeStore(self._code_home, slot) if self._code_home else KimiCodeStore(None, slot)
         return [cli, code]
 
     def _walk(self) -> Credential:
         attempts: list[SourceAttempt] = []
         wanted = [self.pin] if self.pin else list(SOURCES)
+        endpoint = self.endpoint
         cli, code = self._stores()
         for name in wanted:
             if name == "env":
@@ -200,17 +243,23 @@ class DiscoveredCredential:
                 attempts.append(SourceAttempt("env", reason, ENV_API_KEY))
                 continue
             store = cli if name == "kimi-cli" else code
-            cred, attempt, exc = _probe_store(store)
+            if store is cli and not endpoint.is_default:
+                attempts.append(SourceAttempt("kimi-cli", _not_for_kimi_cli(endpoint), str(cli.path)))
+                continue
+            cred, attempt, exc = _probe_store(store, endpoint.oauth_host)
             if cred is not None:
                 return cred
             if self.pin and exc is not None:
                 raise exc  # pinned: the typed error (corrupt, revoked) says exactly what is wrong
             attempts.append(attempt)
+        hint = None if endpoint.is_default else _login_hint(endpoint)
         if self.pin:
             raise CredentialsUnavailable(
-                attempts, message=f"The pinned credential source {self.pin!r} is not usable:"
+                attempts,
+                message=f"The pinned credential source {self.pin!r} is not usable:",
+                hint=hint,
             )
-        raise CredentialsUnavailable(attempts)
+        raise CredentialsUnavailable(attempts, hint=hint)
 
     def resolve(self) -> Credential:
         """Discover (once) and return the credential in use."""
@@ -241,10 +290,14 @@ class DiscoveredCredential:
             delegate = await asyncio.to_thread(self.resolve)
         return await delegate.aon_unauthorized(rejected)
 
+    def _with_endpoint(self, status: CredentialStatus) -> CredentialStatus:
+        ep = self.endpoint
+        return replace(status, region=ep.region, oauth_host=ep.oauth_host, slot=ep.slot)
+
     def describe(self) -> CredentialStatus:
         """Status of the credential in use, or of the failure to find one (never raises)."""
         try:
-            return self.resolve().describe()
+            return self._with_endpoint(self.resolve().describe())
         except CredentialError as exc:
             return CredentialStatus(self.pin or "none", None, None, False, str(exc))
 
@@ -261,12 +314,19 @@ class DiscoveredCredential:
                 "set (static API key)" if value.strip() else "not set",
             )
         )
+        endpoint = self.endpoint
         for store in self._stores():
-            out.append(OAuthCredential(store).describe())
+            if store.name == "kimi-cli" and not endpoint.is_default:
+                status = CredentialStatus(
+                    "kimi-cli", str(store.path), None, False, _not_for_kimi_cli(endpoint)
+                )
+            else:
+                status = OAuthCredential(store, oauth_host=endpoint.oauth_host).describe()
+            out.append(self._with_endpoint(status))
         return out
 
 
-_discovered: dict[tuple[str | None, str, str], DiscoveredCredential] = {}
+_discovered: dict[tuple[object, ...], DiscoveredCredential] = {}
 
 
 def _check_pin(credentials: str | None) -> str | None:
@@ -284,33 +344,53 @@ def _check_pin(credentials: str | None) -> str | None:
     return pin
 
 
+def _endpoint_env() -> tuple[str | None, ...]:
+    names = ("KIMI_CODER_REGION", "KIMI_CODE_OAUTH_HOST", "KIMI_OAUTH_HOST", "KIMI_CODE_BASE_URL")
+    return tuple(os.environ.get(name) for name in names)
+
+
 def resolve_credential(
-    api_key: str | Secret | None = None, credentials: str | None = None
+    api_key: str | Secret | None = None,
+    credentials: str | None = None,
+    *,
+    region: str | None = None,
+    base_url: str | None = None,
+    via: str = "region=",
 ) -> Credential:
     """The credential to use, without any I/O (discovery runs on first `get_token()`).
 
     `api_key` wins and is never refreshed. Otherwise a process-wide `DiscoveredCredential` for
-    (pin, share dir, Kimi Code home) is returned, so many chat models share one token cache.
+    (pin, homes, region, base URL, endpoint variables) is returned, so many chat models share one
+    token cache. An unknown or contradictory region raises `RegionError` here, naming `via`.
     """
+    if region is not None or os.environ.get("KIMI_CODER_REGION"):
+        check_region(region, via=via)  # env only: a bad region fails before any request
     if api_key is not None:
         return StaticCredential(api_key, source="explicit")
     pin = _check_pin(credentials)
     share_dir, code_home = kimi_share_dir(), kimi_code_home()
-    key = (pin, str(share_dir), str(code_home))
+    key = (pin, str(share_dir), str(code_home), region, base_url, via, *_endpoint_env())
     with _registry_lock:
         cred = _discovered.get(key)
         if cred is None:
             cred = _discovered[key] = DiscoveredCredential(
-                pin, share_dir=share_dir, code_home=code_home
+                pin,
+                share_dir=share_dir,
+                code_home=code_home,
+                region=region,
+                base_url=base_url,
+                via=via,
             )
         return cred
 
 
 def clear_credential_cache() -> None:
-    """Forget every shared credential object (tests; after changing KIMI_SHARE_DIR at runtime)."""
+    """Forget every shared credential object and what was read of Kimi Code's config/region files
+    (tests; after changing KIMI_SHARE_DIR or those files at runtime)."""
     with _registry_lock:
         _discovered.clear()
         _oauth_credentials.clear()
+    clear_region_cache()
 
 
 def default_credential() -> Credential:

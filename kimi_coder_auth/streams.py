@@ -69,9 +69,20 @@ class ChatStream:
     are set once it is open. Always `close()` it (or use ``with``) if you stop early.
     """
 
-    def __init__(self, transport: Transport, body: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        body: Mapping[str, Any],
+        *,
+        path: str = "/chat/completions",
+        route: str = "openai",
+        decode: Any = None,
+    ) -> None:
         self._transport = transport
         self._body = body
+        self._path = path
+        self._route = route
+        self._decode = decode or iter_chunks
         self._response: httpx.Response | None = None
         self._raw: Iterator[bytes] | None = None
         self._chunks: Iterator[dict[str, Any]] | None = None
@@ -86,7 +97,8 @@ class ChatStream:
         """Send the request now (retrying per policy); raises the mapped error on failure."""
         if self._response is None and not self._closed:
             response, self._attempt = self._transport._send(
-                "POST", "/chat/completions", self._body, stream=True, attempt=self._attempt
+                "POST", self._path, self._body, stream=True, attempt=self._attempt,
+                route=self._route,
             )
             self._response = response
             headers = self.headers = _headers_dict(response.headers)
@@ -100,7 +112,7 @@ class ChatStream:
                     self.close()
                 raise _json_instead_of_stream(response)
             self._raw = self._bytes(response)
-            self._chunks = iter_chunks(self._raw, trace_id=self.trace_id, request_id=self.request_id)
+            self._chunks = self._decode(self._raw, trace_id=self.trace_id, request_id=self.request_id)
         return self
 
     def _bytes(self, response: httpx.Response) -> Iterator[bytes]:
@@ -199,9 +211,20 @@ class ChatStream:
 class AsyncChatStream:
     """Async iterator of chunk dicts; lazy like `ChatStream` (sent on first ``__anext__``)."""
 
-    def __init__(self, transport: Transport, body: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        body: Mapping[str, Any],
+        *,
+        path: str = "/chat/completions",
+        route: str = "openai",
+        decode: Any = None,
+    ) -> None:
         self._transport = transport
         self._body = body
+        self._path = path
+        self._route = route
+        self._decode = decode or aiter_chunks
         self._response: httpx.Response | None = None
         self._raw: AsyncIterator[bytes] | None = None
         self._chunks: AsyncIterator[dict[str, Any]] | None = None
@@ -216,7 +239,8 @@ class AsyncChatStream:
         """Send the request now (retrying per policy); raises the mapped error on failure."""
         if self._response is None and not self._closed:
             response, self._attempt = await self._transport._asend(
-                "POST", "/chat/completions", self._body, stream=True, attempt=self._attempt
+                "POST", self._path, self._body, stream=True, attempt=self._attempt,
+                route=self._route,
             )
             self._response = response
             headers = self.headers = _headers_dict(response.headers)
@@ -230,7 +254,7 @@ class AsyncChatStream:
                     await self.aclose()
                 raise _json_instead_of_stream(response)
             self._raw = self._bytes(response)
-            self._chunks = aiter_chunks(self._raw, trace_id=self.trace_id, request_id=self.request_id)
+            self._chunks = self._decode(self._raw, trace_id=self.trace_id, request_id=self.request_id)
         return self
 
     async def _bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:

@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import clock, http_pool, quota_pacing
+from . import clock, http_pool, paths, quota_pacing
 from ._identity import default_user_agent
 from .auth import KimiAuth
+from .codecs.anthropic_request import ANTHROPIC_VERSION, MESSAGES_PATH
 from .error_mapping import _connection_error, error_from_response, parse_retry_after
 from .errors import APIError, KimiCoderError
 from .http_pool import DEFAULT_TIMEOUT, LIMITS, _headers_dict, aclose_clients, close_clients
@@ -195,6 +196,7 @@ class Transport:
         self._timeout = _to_timeout(timeout)
         self.max_retries = int(max_retries)
         self._auth = KimiAuth(credential)
+        self._key_auth = KimiAuth(credential, header="x-api-key")  # the Anthropic route
         self._base_headers: weakref.WeakKeyDictionary[
             Any, dict[tuple[Any, ...], list[tuple[bytes, bytes]] | bool]
         ] = weakref.WeakKeyDictionary()
@@ -208,7 +210,7 @@ class Transport:
     @property
     def base_url(self) -> str:
         """Argument, then ``$KIMI_CODE_BASE_URL``, then the public endpoint (no trailing /)."""
-        return (self._base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+        return (self._base_url or paths.default_base_url()).rstrip("/")
 
     @property
     def user_agent(self) -> str:
@@ -285,11 +287,11 @@ class Transport:
 
     def _send(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, *, stream: bool = False,
-        attempt: int = 0,
+        attempt: int = 0, route: str = "openai",
     ) -> tuple[httpx.Response, int]:
         """`_send_retrying` under the quota policy (``on_quota``); ``/usages`` is never paced."""
         def call() -> tuple[httpx.Response, int]:
-            return self._send_retrying(method, path, body, stream=stream, attempt=attempt)
+            return self._send_retrying(method, path, body, stream=stream, attempt=attempt, route=route)
 
         if path == "/usages":
             return call()
@@ -299,11 +301,11 @@ class Transport:
 
     async def _asend(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, *, stream: bool = False,
-        attempt: int = 0,
+        attempt: int = 0, route: str = "openai",
     ) -> tuple[httpx.Response, int]:
         """Async `_send`."""
         def call() -> Awaitable[tuple[httpx.Response, int]]:
-            return self._asend_retrying(method, path, body, stream=stream, attempt=attempt)
+            return self._asend_retrying(method, path, body, stream=stream, attempt=attempt, route=route)
 
         if path == "/usages":
             return await call()
@@ -319,16 +321,21 @@ class Transport:
         *,
         stream: bool = False,
         attempt: int = 0,
+        route: str = "openai",
     ) -> tuple[httpx.Response, int]:
         """Send with retries; return (a 2xx response, the attempt number that produced it)."""
         client = http_pool._get_sync_client()
         url = self._url(path)
         content = _encode(body) if body is not None else None
         headers = self._request_headers(stream=stream, has_body=content is not None)
+        auth = self._auth
+        if route == "anthropic":
+            headers["anthropic-version"] = ANTHROPIC_VERSION
+            auth = self._key_auth
         while True:
             request = self._build_request(client, method, url, content, headers)
             try:
-                response = client.send(request, auth=self._auth, stream=stream)
+                response = client.send(request, auth=auth, stream=stream)
             except httpx.HTTPError as exc:
                 err: KimiCoderError
                 err, retry = _connection_error(exc, method, url)
@@ -368,16 +375,21 @@ class Transport:
         *,
         stream: bool = False,
         attempt: int = 0,
+        route: str = "openai",
     ) -> tuple[httpx.Response, int]:
         """Async `_send_retrying`."""
         client = await http_pool._get_async_client()
         url = self._url(path)
         content = _encode(body) if body is not None else None
         headers = self._request_headers(stream=stream, has_body=content is not None)
+        auth = self._auth
+        if route == "anthropic":
+            headers["anthropic-version"] = ANTHROPIC_VERSION
+            auth = self._key_auth
         while True:
             request = self._build_request(client, method, url, content, headers)
             try:
-                response = await client.send(request, auth=self._auth, stream=stream)
+                response = await client.send(request, auth=auth, stream=stream)
             except httpx.HTTPError as exc:
                 err: KimiCoderError
                 err, retry = _connection_error(exc, method, url)
@@ -459,6 +471,38 @@ class Transport:
     def astream_chat(self, body: Mapping[str, Any]) -> AsyncChatStream:
         """A lazy async stream of chunk dicts; sent on first ``__anext__`` or `aopen()`."""
         return AsyncChatStream(self, body if body.get("stream") is True else {**body, "stream": True})
+
+    # ------------------------------------------------------------------ messages (Anthropic)
+
+    def messages(self, body: Mapping[str, Any]) -> ChatResult:
+        """``POST /messages`` (the Anthropic route, ``x-api-key`` auth) without streaming."""
+        body = {k: v for k, v in body.items() if k != "stream"} if body.get("stream") else body
+        response, _ = self._send("POST", MESSAGES_PATH, body, route="anthropic")
+        return self._chat_result(response)
+
+    async def amessages(self, body: Mapping[str, Any]) -> ChatResult:
+        """Async `messages`."""
+        body = {k: v for k, v in body.items() if k != "stream"} if body.get("stream") else body
+        response, _ = await self._asend("POST", MESSAGES_PATH, body, route="anthropic")
+        return self._chat_result(response)
+
+    def stream_messages(self, body: Mapping[str, Any]) -> ChatStream:
+        """A lazy stream of Messages event dicts (until ``message_stop``)."""
+        from .anthropic_sse import iter_message_events
+
+        return ChatStream(
+            self, body if body.get("stream") is True else {**body, "stream": True},
+            path=MESSAGES_PATH, route="anthropic", decode=iter_message_events,
+        )
+
+    def astream_messages(self, body: Mapping[str, Any]) -> AsyncChatStream:
+        """A lazy async stream of Messages event dicts (until ``message_stop``)."""
+        from .anthropic_sse import aiter_message_events
+
+        return AsyncChatStream(
+            self, body if body.get("stream") is True else {**body, "stream": True},
+            path=MESSAGES_PATH, route="anthropic", decode=aiter_message_events,
+        )
 
     # ------------------------------------------------------------------ models / usages
 

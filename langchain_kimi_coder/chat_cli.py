@@ -32,7 +32,10 @@ __all__ = [
 DIM = "\x1b[2m"
 RESET = "\x1b[0m"
 _EXIT_COMMANDS = ("/exit", "/quit")
-_REPL_HELP = "Commands: /exit (or Ctrl-D) quits, /reset forgets the conversation, /help shows this."
+_REPL_HELP = (
+    "Commands: /exit (or Ctrl-D) quits, /reset forgets the conversation, /help shows this. "
+    "Start a message with // to send one that begins with /."
+)
 
 
 def use_color(out: TextIO, *, plain: bool = False) -> bool:
@@ -161,6 +164,17 @@ class StreamPrinter:
         label = f"tool result ({name}): " if name else "tool result: "
         self._write(f"{label}{text}\n")
 
+    def token_limit(self, max_tokens: int | None) -> None:
+        """Say that the answer was cut at the output budget (``finish_reason="length"``), which
+        otherwise looks like an answer that silently ends or never starts."""
+        self.end_block()
+        limit = f" (--max-tokens {max_tokens})" if max_tokens else ""
+        self._write(
+            f"stopped: the answer reached the output token limit{limit} before it finished; "
+            "reasoning counts against it. Raise --max-tokens (or, where the model allows, "
+            "reason less with a lower --effort or --no-thinking).\n"
+        )
+
     def usage(self, *usages: Mapping[str, Any] | None) -> None:
         """The usage line (LangChain `usage_metadata` dicts, summed over model calls): input
         (cached), output (reasoning) and total tokens."""
@@ -189,8 +203,10 @@ def build_chat_model(args: argparse.Namespace) -> Any:
 
     kwargs: dict[str, Any] = {}
     for opt in ("model", "base_url", "api_key", "credentials", "thinking", "effort", "max_tokens",
-                "user_agent", "timeout"):
+                "user_agent", "timeout", "protocol"):
         value = getattr(args, opt, None)
+        if opt == "credentials" and value == "auto":
+            value = None
         if value is not None:
             kwargs[opt] = value
     return ChatKimiCoder(**kwargs)
@@ -212,6 +228,8 @@ def stream_turn(model: Any, messages: list[BaseMessage], printer: StreamPrinter)
     full = chunks[0] + chunks[1:] if len(chunks) > 1 else chunks[0]
     for call in full.tool_calls:
         printer.tool_call(call["name"], call["args"])
+    if full.response_metadata.get("finish_reason") == "length":
+        printer.token_limit(getattr(model, "max_tokens", None))
     printer.usage(full.usage_metadata)
     return AIMessage(
         content=full.content,
@@ -223,9 +241,15 @@ def stream_turn(model: Any, messages: list[BaseMessage], printer: StreamPrinter)
     )
 
 
-def _report_error(exc: BaseException, printer: StreamPrinter, err: TextIO) -> None:
+def _report_error(
+    exc: BaseException, printer: StreamPrinter, err: TextIO, flags: Mapping[str, str] | None
+) -> None:
+    """Print a typed error; a `ParameterError` names the command's flags (`--effort`), not the
+    Python keywords (`effort=`)."""
     printer.end_block()
-    err.write(f"error: {exc}\n")
+    render = getattr(exc, "render", None)
+    text = render(flags) if callable(render) and flags else str(exc)
+    err.write(f"error: {text}\n")
     err.flush()
 
 
@@ -253,10 +277,11 @@ def run_chat(
     inp = inp if inp is not None else sys.stdin
     printer = StreamPrinter(out, color=use_color(out, plain=getattr(args, "plain", False)))
     expected = _expected_errors()
+    flags = getattr(args, "flags", None)
     try:
         model = build_chat_model(args)
     except expected as exc:
-        _report_error(exc, printer, err)
+        _report_error(exc, printer, err, flags)
         return 1
 
     prompt = " ".join(getattr(args, "prompt", None) or []).strip()
@@ -264,7 +289,7 @@ def run_chat(
         try:
             stream_turn(model, [HumanMessage(prompt)], printer)
         except expected as exc:
-            _report_error(exc, printer, err)
+            _report_error(exc, printer, err, flags)
             return 1
         return 0
 
@@ -295,12 +320,17 @@ def run_chat(
         if text == "/help":
             out.write(_REPL_HELP + "\n")
             continue
+        if text.startswith("//"):
+            text = text[1:]
+        elif text.startswith("/"):  # a mistyped command is never sent to the model
+            out.write(f"unknown command {text.split()[0]!r}. {_REPL_HELP}\n")
+            continue
         history.append(HumanMessage(text))
         try:
             history.append(stream_turn(model, history, printer))
         except expected as exc:
             history.pop()  # the failed turn is not kept; the conversation so far is
-            _report_error(exc, printer, err)
+            _report_error(exc, printer, err, flags)
             failures += 1
         except KeyboardInterrupt:  # Ctrl-C while answering cancels the turn, not the session
             history.pop()

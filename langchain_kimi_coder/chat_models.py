@@ -7,7 +7,6 @@ the stream. This module only maps results back to LangChain objects.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -28,19 +27,19 @@ from langchain_core.prompt_values import ChatPromptValue, PromptValue
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.params import apply_aliases
+from kimi_coder_auth.routing import ChatCall
+from kimi_coder_auth.structured import choose_structured_method, json_schema_format
+from kimi_coder_auth.tokens import count_message_tokens, count_tokens
 from kimi_coder_auth.wire import (
     FORCED_TOOL_POLICIES,
     SAMPLING_PARAMS,
-    StreamAccumulator,
-    abuild_request,
-    build_request,
     map_tool_choice,
     needs_live_model_info,
-    parse_completion,
 )
 
 from ._errors import translate_error
@@ -54,8 +53,10 @@ from .messages import (
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
+    from kimi_coder_auth.neutral import Completion
+    from kimi_coder_auth.routing import AsyncDeltaStream, DeltaStream
     from kimi_coder_auth.transport import Transport
-    from kimi_coder_auth.wire import BuiltRequest, StreamDelta
+    from kimi_coder_auth.wire import StreamDelta
 
 __all__ = ["ChatKimiCoder"]
 
@@ -95,7 +96,9 @@ class ChatKimiCoder(BaseChatModel):
                 print(chunk.additional_kwargs.get("reasoning_content", ""), chunk.text, end="")
     """
 
-    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(
+        populate_by_name=True, protected_namespaces=(), hide_input_in_errors=True
+    )
 
     model: str = Field(default="kimi-for-coding", alias="model_name")
     """Model id."""
@@ -106,6 +109,9 @@ class ChatKimiCoder(BaseChatModel):
     """API base URL; default ``KIMI_CODE_BASE_URL`` or ``https://api.kimi.com/coding/v1``."""
     credentials: str | None = None
     """Pin one credential source: ``"env"``, ``"kimi-cli"`` or ``"kimi-code"``."""
+    region: str | None = None
+    """``"mainland-cn"`` (auth/api.kimi.com) or ``"global"`` (kimi.ai); None = ``KIMI_CODER_REGION``,
+    else Kimi Code's own setting, else mainland-cn."""
     thinking: bool | None = None
     """Reasoning on (True), off (False), or the server default (None)."""
     effort: str | None = None
@@ -142,8 +148,49 @@ class ChatKimiCoder(BaseChatModel):
     """Extra body fields merged into every request."""
     prompt_cache_key: str | None = None
     """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
+    protocol: Literal["auto", "openai", "anthropic"] | None = None
+    """Wire route: ``"openai"`` (``/chat/completions``), ``"anthropic"`` (``/messages``) or
+    ``"auto"``: the model's ``/models`` protocol when known, else OpenAI, moving to Anthropic for
+    the process after the User-Agent gate's 403. None = ``KIMI_CODER_PROTOCOL`` or ``"auto"``."""
 
     _client: KimiClient | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def build_extra(cls, values: Any) -> Any:
+        """Map OpenAI-style aliases, and move unknown arguments to ``model_kwargs`` with a
+        warning (as ``ChatOpenAI`` does), so nothing passed is silently dropped."""
+        if not isinstance(values, dict):
+            return values
+        values = apply_aliases(dict(values), owner="ChatKimiCoder", not_applicable=_LC_NOT_APPLICABLE)
+        known = _field_names(cls)
+        extra = dict(values.get("model_kwargs") or {})
+        for name in list(values):
+            if name in known:
+                continue
+            if name in extra:
+                raise ValueError(f"{name!r} is given both directly and in model_kwargs; pass it once.")
+            warnings.warn(
+                f"{name!r} is not a ChatKimiCoder parameter; it was moved to model_kwargs and "
+                "is sent in every request body. Check its spelling if that is not intended.",
+                UserWarning,
+                stacklevel=_user_stacklevel(),
+            )
+            extra[name] = values.pop(name)
+        clashing = sorted(known.intersection(extra))
+        if clashing:
+            raise ValueError(
+                f"model_kwargs holds {', '.join(clashing)}, which ChatKimiCoder takes as "
+                "parameters; pass them directly instead."
+            )
+        if extra or "model_kwargs" in values:
+            values["model_kwargs"] = extra
+        return values
+
+    @property
+    def model_name(self) -> str:
+        """The model id (``ChatOpenAI``'s attribute name for ``model``)."""
+        return self.model
 
     # ------------------------------------------------------------------ LangChain plumbing
 
@@ -222,6 +269,34 @@ class ChatKimiCoder(BaseChatModel):
 
         return profile_for(self.model)
 
+    # ------------------------------------------------------------------ token counting
+
+    def get_num_tokens(self, text: str) -> int:
+        """Estimated tokens of ``text``, with no tokenizer download (``kimi_coder_auth.tokens``:
+        within about ±20 % on prose, code and Chinese). The exact count of a sent prompt is in
+        the response's ``usage_metadata["input_tokens"]``."""
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return count_tokens(text)
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Estimated input tokens of ``messages`` (and ``tools``), as :meth:`get_num_tokens`."""
+        specs = [convert_to_openai_tool(t) for t in tools] if tools else None
+        return count_message_tokens(convert_messages(messages), specs)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Kimi's tokenizer cannot be loaded offline, so there are no token ids; counts are
+        estimated by :meth:`get_num_tokens` (or pass ``custom_get_token_ids``)."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise NotImplementedError(
+            "ChatKimiCoder has no offline tokenizer for Kimi, so it cannot return token ids; use "
+            "get_num_tokens() / get_num_tokens_from_messages() (an estimate), or pass "
+            "custom_get_token_ids=."
+        )
+
     # ------------------------------------------------------------------ core objects
 
     def _kimi_client(self) -> KimiClient:
@@ -268,6 +343,7 @@ class ChatKimiCoder(BaseChatModel):
         kw = dict(kwargs)
         for key in ("ls_structured_output_format", "structured_output_format", "stream"):
             kw.pop(key, None)
+        apply_aliases(kw, owner="a ChatKimiCoder call", not_applicable=_CALL_NOT_APPLICABLE)
         policy = kw.pop("forced_tool_choice", self.forced_tool_choice)
         if policy not in FORCED_TOOL_POLICIES:
             raise ValueError(
@@ -285,6 +361,7 @@ class ChatKimiCoder(BaseChatModel):
             "stream": stream,
             "include_usage": bool(kw.pop("stream_usage", self.stream_usage)),
             "forced_tool_policy": policy,
+            "protocol": kw.pop("protocol", self.protocol),
         }
         stop_seq = stop if stop is not None else kw.pop("stop", None)
         kw.pop("stop", None)
@@ -304,33 +381,41 @@ class ChatKimiCoder(BaseChatModel):
     def _build(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
         stream: bool,
-    ) -> BuiltRequest:
+    ) -> ChatCall:
         params = self._params(stop, kwargs, stream=stream)
+        protocol = params.pop("protocol")
         wire = convert_messages(messages)
         model = params.pop("model")
-        # the catalogue answers plain requests; only these touch the client (and maybe /models)
+        client = self._kimi_client()
+        # the catalogue answers plain requests; only these may fetch /models
         if _needs_live(params, wire):
-            info = self._kimi_client().model_info(model, live=True)
+            info = client.model_info(model, live=True)
         else:
             info = get_model_info(model)
-        built = build_request(model, wire, model_info=info, **params)
-        _emit_warnings(built.warnings)
-        return built
+        call = ChatCall.prepare(
+            self._get_transport(), model, wire, protocol=protocol, model_info=info, **params
+        )
+        _emit_warnings(call.built.warnings)
+        return call
 
     async def _abuild(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
         stream: bool,
-    ) -> BuiltRequest:
+    ) -> ChatCall:
         params = self._params(stop, kwargs, stream=stream)
+        protocol = params.pop("protocol")
         wire = convert_messages(messages)
         model = params.pop("model")
+        client = self._kimi_client()
         if _needs_live(params, wire):
-            info = await self._kimi_client().amodel_info(model, live=True)
+            info = await client.amodel_info(model, live=True)
         else:
             info = get_model_info(model)
-        built = await abuild_request(model, wire, model_info=info, **params)
-        _emit_warnings(built.warnings)
-        return built
+        call = await ChatCall.aprepare(
+            self._get_transport(), model, wire, protocol=protocol, model_info=info, **params
+        )
+        _emit_warnings(call.built.warnings)
+        return call
 
     # ------------------------------------------------------------------ generate
 
@@ -341,12 +426,12 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        built = self._build(messages, stop, kwargs, stream=False)
+        call = self._build(messages, stop, kwargs, stream=False)
         try:
-            result = self._get_transport().chat(built.body)
+            completion = call.complete()
         except Exception as exc:
             raise translate_error(exc) from exc.__cause__
-        return self._chat_result(built, result)
+        return self._chat_result(call, completion)
 
     async def _agenerate(
         self,
@@ -355,18 +440,17 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        built = await self._abuild(messages, stop, kwargs, stream=False)
+        call = await self._abuild(messages, stop, kwargs, stream=False)
         try:
-            result = await self._get_transport().achat(built.body)
+            completion = await call.acomplete()
         except Exception as exc:
             raise translate_error(exc) from exc.__cause__
-        return self._chat_result(built, result)
+        return self._chat_result(call, completion)
 
-    def _chat_result(self, built: BuiltRequest, result: Any) -> ChatResult:
-        completion = parse_completion(result.data)
-        extra = {"tool_choice_relaxed": True} if built.tool_choice_relaxed else None
+    def _chat_result(self, call: ChatCall, completion: Completion) -> ChatResult:
+        extra = {"tool_choice_relaxed": True} if call.built.tool_choice_relaxed else None
         message = completion_to_message(
-            completion, model=built.body["model"], trace_id=result.trace_id, extra_metadata=extra
+            completion, model=call.model, trace_id=call.trace_id, extra_metadata=extra
         )
         llm_output: dict[str, Any] = {"model_name": message.response_metadata["model_name"]}
         if completion.usage is not None:
@@ -386,28 +470,22 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        built = self._build(messages, stop, kwargs, stream=True)
-        state = _StreamState(built, v1=self.output_version == "v1")
+        call = self._build(messages, stop, kwargs, stream=True)
+        stream = call.stream()
+        state = _StreamState(call, stream, v1=self.output_version == "v1")
         try:
-            stream = self._get_transport().stream_chat(built.body)
-        except Exception as exc:
-            raise translate_error(exc) from exc.__cause__
-        try:
-            feed = state.accumulator.feed
             chunks = state.chunks
             try:
-                for raw in stream:
-                    yield from chunks(feed(raw))
+                for delta in stream:
+                    yield from chunks(delta)
             except Exception as exc:
                 raise translate_error(exc) from exc.__cause__
             fixup = state.id_fixup()
             if fixup is not None:
                 yield fixup
-            yield state.final(getattr(stream, "trace_id", None))
+            yield state.final()
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            stream.close()
 
     async def _astream(
         self,
@@ -416,31 +494,23 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        built = await self._abuild(messages, stop, kwargs, stream=True)
-        state = _StreamState(built, v1=self.output_version == "v1")
+        call = await self._abuild(messages, stop, kwargs, stream=True)
+        stream = call.astream()
+        state = _StreamState(call, stream, v1=self.output_version == "v1")
         try:
-            stream = self._get_transport().astream_chat(built.body)
-            if inspect.isawaitable(stream):
-                stream = await stream
-        except Exception as exc:
-            raise translate_error(exc) from exc.__cause__
-        try:
-            feed = state.accumulator.feed
             chunks = state.chunks
             try:
-                async for raw in stream:
-                    for chunk in chunks(feed(raw)):
+                async for delta in stream:
+                    for chunk in chunks(delta):
                         yield chunk
             except Exception as exc:
                 raise translate_error(exc) from exc.__cause__
             fixup = state.id_fixup()
             if fixup is not None:
                 yield fixup
-            yield state.final(getattr(stream, "trace_id", None))
+            yield state.final()
         finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await stream.aclose()
 
     # ------------------------------------------------------------------ tools
 
@@ -476,18 +546,23 @@ class ChatKimiCoder(BaseChatModel):
         self,
         schema: dict[str, Any] | type | None = None,
         *,
-        method: Literal["function_calling", "json_mode", "json_schema"] = "function_calling",
+        method: Literal["function_calling", "json_mode", "json_schema"] | None = None,
         include_raw: bool = False,
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
         """Return a runnable that answers with data matching ``schema``.
 
-        ``method``:
-            - ``"function_calling"`` (default): the schema becomes a tool and the call is forced.
+        ``method`` left unset picks what the model can honour (from its thinking mode in the
+        catalogue, or the live ``/models`` entry once fetched): ``"json_schema"`` while the model
+        thinks (always-thinking models such as ``k3``, or ``thinking`` not False), so thinking
+        stays on and nothing is forced; ``"function_calling"`` when thinking is off. An explicit
+        ``method`` is always kept, with a warning if it cannot be honoured:
+
+            - ``"function_calling"``: the schema becomes a tool and the call is forced.
               While thinking is on, ``forced_tool_choice`` decides: by default thinking is turned
-              off for the request; on always-thinking models the choice is relaxed to auto with
-              a warning, and if no tool call comes back an ``OutputParserException`` is raised.
+              off for the request; on always-thinking models the choice is relaxed to auto (with
+              the warning), and if no tool call comes back an ``OutputParserException`` is raised.
             - ``"json_mode"``: ``response_format={"type": "json_object"}``; describe the wanted
               JSON in the prompt.
             - ``"json_schema"``: ``response_format={"type": "json_schema", ...}`` sent natively
@@ -506,11 +581,17 @@ class ChatKimiCoder(BaseChatModel):
         del strict
         if kwargs:
             raise ValueError(f"with_structured_output got unsupported arguments {sorted(kwargs)}.")
-        if method not in ("function_calling", "json_mode", "json_schema"):
-            raise ValueError(
-                f"method={method!r} is not supported; use 'function_calling', 'json_mode' or "
-                "'json_schema'."
-            )
+        choice = choose_structured_method(
+            self._kimi_client().known_model_info(self.model),
+            thinking=self.thinking,
+            requested=method,
+            forced_tool_policy=self.forced_tool_choice,
+        )
+        if choice.warning:
+            warnings.warn(choice.warning, UserWarning, stacklevel=_user_stacklevel())
+        method = choice.method
+        if method == "json_schema" and schema is None:
+            raise ValueError("with_structured_output needs a schema (or method='json_mode').")
         is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
         ls_format = {"kwargs": {"method": method}, "schema": schema}
         parser: Runnable[Any, Any]
@@ -545,14 +626,7 @@ class ChatKimiCoder(BaseChatModel):
                 raise ValueError("method='json_schema' needs a schema.")
             # The core (wire.build_request) puts the schema in Kimi's dialect: name sanitised,
             # refs inlined, every property typed, "$schema" dropped.
-            json_schema = convert_to_json_schema(schema)
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": str(json_schema.get("title") or "response"),
-                    "schema": json_schema,
-                },
-            }
+            response_format = json_schema_format(convert_to_json_schema(schema))
             llm = self.bind(response_format=response_format, ls_structured_output_format=ls_format)
             parser = (
                 PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
@@ -582,6 +656,31 @@ def _needs_live(params: dict[str, Any], wire: list[dict[str, Any]]) -> bool:
         effort=params["effort"],
         tool_choice=params["tool_choice"],
     )
+
+
+_CONNECTION = (
+    "is a connection setting, fixed per model object; set it when creating ChatKimiCoder "
+    "(or use .model_copy(update={...}))."
+)
+_CALL_NOT_APPLICABLE = {
+    name: _CONNECTION
+    for name in ("api_key", "base_url", "credentials", "timeout", "max_retries", "user_agent",
+                 "default_headers")
+}
+_LC_NOT_APPLICABLE = {
+    "context_window": "the context window is the model's (see .profile['max_input_tokens']); "
+    "limit the output with max_tokens=.",
+}
+
+
+def _field_names(cls: type[BaseModel]) -> set[str]:
+    """Field names and their aliases."""
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        names.add(name)
+        if field.alias:
+            names.add(field.alias)
+    return names
 
 
 _BASE_DICT = BaseChatModel.dict
@@ -645,24 +744,22 @@ class _StreamState:
     """
 
     __slots__ = (
-        "accumulator",
-        "built",
-        "include_usage",
+        "call",
         "message_id",
         "model",
         "next_index",
         "reasoning_index",
+        "stream",
         "text_index",
         "tool_index",
         "v1",
     )
 
-    def __init__(self, built: BuiltRequest, *, v1: bool) -> None:
-        self.accumulator = StreamAccumulator()
-        self.built = built
+    def __init__(self, call: ChatCall, stream: DeltaStream | AsyncDeltaStream, *, v1: bool) -> None:
+        self.call = call
+        self.stream = stream
         self.v1 = v1
-        self.model = built.body["model"]
-        self.include_usage = "stream_options" in built.body
+        self.model = call.model
         self.message_id: str | None = None
         self.next_index = 0
         self.reasoning_index: int | None = None
@@ -752,7 +849,7 @@ class _StreamState:
     def id_fixup(self) -> ChatGenerationChunk | None:
         """A chunk giving calls whose id the stream never sent the core's id (the one
         ``invoke`` gives them), merged by index into the streamed call; None when all had ids."""
-        missing = self.accumulator.synthesized_ids()
+        missing = self.stream.accumulator.synthesized_ids()
         if not missing:
             return None
         tool_chunks = [
@@ -775,22 +872,39 @@ class _StreamState:
             )
         )
 
-    def final(self, trace_id: str | None) -> ChatGenerationChunk:
-        """The closing chunk: usage, finish reason, model name, ids; ``chunk_position="last"``."""
-        acc = self.accumulator
+    def final(self) -> ChatGenerationChunk:
+        """The closing chunk: usage, finish reason, model name, ids, the route that answered,
+        and the Anthropic route's thinking blocks (signatures included); ``chunk_position="last"``."""
+        stream = self.stream
+        acc = stream.accumulator
+        call = self.call
         meta = self._meta()
         meta["model_name"] = acc.model or self.model
         meta["finish_reason"] = acc.finish_reason
+        meta["protocol"] = stream.protocol
         if acc.id:
             meta["id"] = acc.id
+        trace_id = stream.trace_id
         if trace_id:
             meta["x_trace_id"] = trace_id
-        if self.built.tool_choice_relaxed:
+        if call.built.tool_choice_relaxed:
             meta["tool_choice_relaxed"] = True
-        usage = usage_to_metadata(acc.usage) if (acc.usage and self.include_usage) else None
+        usage = usage_to_metadata(acc.usage) if (acc.usage and call.include_usage) else None
+        additional: dict[str, Any] = {}
+        content: Any = [] if self.v1 else ""
+        if stream.protocol == "anthropic":
+            blocks = acc.thinking_blocks()  # type: ignore[union-attr]
+            if blocks:
+                additional["thinking_blocks"] = blocks
+                if self.v1 and self.reasoning_index is not None:
+                    sigs = [b["signature"] for b in blocks if b.get("signature") is not None]
+                    if sigs:
+                        content = [{"type": "reasoning", "reasoning": "", "index": self.reasoning_index,
+                                    "extras": {"signature": sigs[0]}}]
         return ChatGenerationChunk(
             message=AIMessageChunk(
-                content=[] if self.v1 else "",
+                content=content,
+                additional_kwargs=additional,
                 response_metadata=meta,
                 usage_metadata=usage,
                 chunk_position="last",

@@ -292,6 +292,8 @@ def run_demo(*, thinking: bool = True, plain: bool = False, out: TextIO | None =
         out.flush()
         try:
             summary = stream_agent(agent, DEMO_TASK, printer)
+        except BrokenPipeError:  # the reader went away (`| head`): the CLI exits quietly
+            raise
         except Exception as exc:  # the demo must explain any failure, then exit 1
             printer.end_block()
             err.write(f"error: the demo failed: {type(exc).__name__}: {exc}\n"

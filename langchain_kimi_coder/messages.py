@@ -38,6 +38,7 @@ __all__ = [
     "message_to_wire",
     "parse_tool_calls",
     "reasoning_of",
+    "thinking_blocks_of",
     "usage_to_metadata",
 ]
 
@@ -209,6 +210,65 @@ def reasoning_of(message: AIMessage) -> str | None:
     return None
 
 
+def thinking_blocks_of(message: AIMessage) -> list[dict[str, Any]] | None:
+    """The Anthropic-route thinking blocks to replay byte for byte (signatures included), from
+    ``additional_kwargs["thinking_blocks"]`` or else v1 ``reasoning`` blocks that carry
+    ``extras.signature``; None when there are none (``reasoning_of`` then supplies the text).
+    Another provider's blocks are never replayed (their signatures are not Kimi's)."""
+    provider = message.response_metadata.get("model_provider") if message.response_metadata else None
+    if provider and provider != MODEL_PROVIDER:
+        return None
+    blocks = message.additional_kwargs.get("thinking_blocks")
+    if isinstance(blocks, list) and blocks:
+        return [dict(b) for b in blocks if isinstance(b, Mapping)]
+    if isinstance(message.content, list):
+        out: list[dict[str, Any]] = []
+        for block in message.content:
+            if isinstance(block, Mapping) and block.get("type") == "reasoning":
+                extras = block.get("extras") or {}
+                sig = extras.get("signature") if isinstance(extras, Mapping) else None
+                if isinstance(sig, str):
+                    out.append({"type": "thinking", "thinking": block.get("reasoning") or "",
+                                "signature": sig})
+        return out or None
+    return None
+
+
+def _signed(message: Any, blocks: list[Any]) -> list[Any]:
+    """Standard content blocks with the reasoning blocks carrying the thinking signatures
+    (``extras.signature``, as langchain-anthropic puts them)."""
+    thinking = message.additional_kwargs.get("thinking_blocks")
+    if not isinstance(thinking, list) or not thinking:
+        return blocks
+    signed = [
+        {"type": "reasoning", "reasoning": b.get("thinking", ""),
+         **({"extras": {"signature": b["signature"]}} if b.get("signature") is not None else {})}
+        for b in thinking
+        if isinstance(b, Mapping) and b.get("type") == "thinking"
+    ]
+    rest = [b for b in blocks if not (isinstance(b, Mapping) and b.get("type") == "reasoning")]
+    return [*signed, *rest]
+
+
+def _translate(message: AIMessage) -> list[Any]:
+    if not message.additional_kwargs.get("thinking_blocks"):
+        raise NotImplementedError  # LangChain's best-effort parsing is right then
+    plain = message.model_copy(update={"response_metadata": {}})
+    return _signed(message, plain.content_blocks)
+
+
+def _register_translator() -> None:
+    """Let ``content_blocks`` (and v1 output) show Kimi's thinking signatures."""
+    try:
+        from langchain_core.messages.block_translators import register_translator
+    except ImportError:  # pragma: no cover - older langchain-core
+        return
+    register_translator(MODEL_PROVIDER, _translate, _translate)  # type: ignore[arg-type]
+
+
+_register_translator()
+
+
 # --------------------------------------------------------------------------- LangChain -> wire
 
 
@@ -231,6 +291,13 @@ def message_to_wire(message: BaseMessage, index: int = 0) -> dict[str, Any]:
         reasoning = reasoning_of(message)
         if reasoning is not None:
             out["reasoning_content"] = reasoning
+        thinking = thinking_blocks_of(message)
+        if thinking:
+            out["thinking_blocks"] = thinking
+            if reasoning is None:  # the OpenAI route replays the same reasoning as text
+                out["reasoning_content"] = "".join(
+                    b.get("thinking") or "" for b in thinking if b.get("type") == "thinking"
+                )
         if message.additional_kwargs.get("partial"):
             out["partial"] = True
     elif isinstance(message, HumanMessage):
@@ -277,8 +344,13 @@ def usage_to_metadata(usage: Usage) -> UsageMetadata:
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
     )
-    if usage.cache_read is not None:
-        meta["input_token_details"] = {"cache_read": usage.cache_read}
+    if usage.cache_read is not None or usage.cache_creation is not None:
+        details: dict[str, int] = {}
+        if usage.cache_read is not None:
+            details["cache_read"] = usage.cache_read
+        if usage.cache_creation is not None:
+            details["cache_creation"] = usage.cache_creation
+        meta["input_token_details"] = details  # type: ignore[typeddict-item]
     if usage.reasoning_tokens is not None:
         meta["output_token_details"] = {"reasoning": usage.reasoning_tokens}
     return meta
@@ -320,11 +392,14 @@ def completion_to_message(
     additional: dict[str, Any] = {}
     if completion.reasoning_content is not None:
         additional["reasoning_content"] = completion.reasoning_content
+    if completion.thinking_blocks:
+        additional["thinking_blocks"] = completion.thinking_blocks
     tool_calls, invalid = parse_tool_calls(completion.tool_calls)
     metadata: dict[str, Any] = {
         "model_name": completion.model or model,
         "model_provider": MODEL_PROVIDER,
         "finish_reason": completion.finish_reason,
+        "protocol": completion.protocol,
     }
     if completion.id:
         metadata["id"] = completion.id

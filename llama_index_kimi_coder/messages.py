@@ -36,6 +36,7 @@ __all__ = [
     "message_to_wire",
     "messages_to_wire",
     "reasoning_of",
+    "thinking_blocks_of",
     "tool_calls_to_dicts",
     "usage_to_dict",
 ]
@@ -167,6 +168,26 @@ def reasoning_of(message: ChatMessage) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def thinking_blocks_of(message: ChatMessage) -> list[dict[str, Any]] | None:
+    """Anthropic-route thinking blocks to replay byte for byte: the message's `ThinkingBlock`s
+    when one of them carries `additional_information["signature"]` (or a redacted block);
+    None otherwise (the reasoning text is then replayed unsigned)."""
+    thinking = [b for b in message.blocks if isinstance(b, ThinkingBlock)]
+    infos = [b.additional_information or {} for b in thinking]
+    if not any("signature" in i or "redacted_thinking" in i for i in infos):
+        return None
+    out: list[dict[str, Any]] = []
+    for block, info in zip(thinking, infos, strict=True):
+        if "redacted_thinking" in info:
+            out.append({"type": "redacted_thinking", "data": info["redacted_thinking"]})
+            continue
+        item: dict[str, Any] = {"type": "thinking", "thinking": block.content or ""}
+        if info.get("signature") is not None:
+            item["signature"] = info["signature"]
+        out.append(item)
+    return out
+
+
 def message_to_wire(message: ChatMessage) -> dict[str, Any]:
     """One LlamaIndex message as a wire message dict."""
     role = _role(message)
@@ -178,6 +199,9 @@ def message_to_wire(message: ChatMessage) -> dict[str, Any]:
         reasoning = reasoning_of(message)
         if reasoning is not None:
             out["reasoning_content"] = reasoning
+        thinking = thinking_blocks_of(message)
+        if thinking:
+            out["thinking_blocks"] = thinking
         return out
     if role == "tool":
         call_id = message.additional_kwargs.get("tool_call_id")
@@ -210,11 +234,22 @@ def build_message(
     content: str,
     reasoning: str | None,
     tool_calls: Sequence[ToolCall],
+    thinking_blocks: Sequence[Mapping[str, Any]] | None = None,
 ) -> ChatMessage:
-    """An assistant message: ThinkingBlock first, then text, then ToolCallBlocks; the tool calls
-    also in `additional_kwargs["tool_calls"]` for core code that reads only that form."""
+    """An assistant message: ThinkingBlock(s) first, then text, then ToolCallBlocks; the tool
+    calls also in `additional_kwargs["tool_calls"]` for core code that reads only that form.
+    ``thinking_blocks`` (Anthropic route) become one ThinkingBlock each, the signature in
+    `additional_information["signature"]`."""
     blocks: list[Any] = []
-    if reasoning is not None:
+    if thinking_blocks:
+        for b in thinking_blocks:
+            if b.get("type") == "redacted_thinking":
+                blocks.append(ThinkingBlock(content="", additional_information={
+                    "redacted_thinking": b.get("data")}))
+            else:
+                info = {"signature": b["signature"]} if b.get("signature") is not None else {}
+                blocks.append(ThinkingBlock(content=b.get("thinking") or "", additional_information=info))
+    elif reasoning is not None:
         blocks.append(ThinkingBlock(content=reasoning))
     blocks.append(TextBlock(text=content))
     kwargs: dict[str, Any] = {}
@@ -230,5 +265,6 @@ def build_message(
 def completion_to_message(completion: Completion) -> ChatMessage:
     """A non-streamed completion as an assistant `ChatMessage`."""
     return build_message(
-        completion.content or "", completion.reasoning_content, completion.tool_calls
+        completion.content or "", completion.reasoning_content, completion.tool_calls,
+        completion.thinking_blocks,
     )

@@ -18,6 +18,7 @@ _CLEARED_ENV = (
     "KIMI_OAUTH_HOST",
     "KIMI_DISABLE_OAUTH_LOCK",
     "KIMI_CODER_LIVE",
+    "KIMI_CODER_PROTOCOL",
     "OPENAI_API_KEY",
     "LANGSMITH_API_KEY",
     "LANGCHAIN_API_KEY",
@@ -36,6 +37,9 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     for name in _CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
     yield home
+    from kimi_coder_auth.routing import forget_switches
+
+    forget_switches()  # an auto switch is per process; tests must not inherit another's
 
 
 def _is_loopback(address: object) -> bool:

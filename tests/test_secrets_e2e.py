@@ -84,6 +84,7 @@ def emu(key: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """The strict emulator, accepting the canary key, also serving as the OAuth host."""
     with Emulator(api_keys=[key]) as e:
         monkeypatch.setenv("KIMI_CODE_OAUTH_HOST", e.oauth_host)
+        monkeypatch.setenv("KIMI_CODE_BASE_URL", e.base_url)
         yield e
 
 
@@ -327,7 +328,8 @@ def test_env_key_is_never_copied_into_models_or_payloads(
 # -- errors
 
 
-ERROR_CASES = ("401", "403-ua", "429", "500", "drop", "sse-error", "refused")
+ERROR_CASES = ("401", "403-ua", "429", "500", "drop", "sse-error", "refused",
+               "msg-401", "msg-429", "msg-drop", "msg-sse-error")
 
 
 def _arrange(case: str, emu: Emulator, key: str) -> tuple[dict[str, Any], type | tuple[type, ...]]:
@@ -339,7 +341,22 @@ def _arrange(case: str, emu: Emulator, key: str) -> tuple[dict[str, Any], type |
         return {}, k.AuthenticationError
     if case == "403-ua":
         emu.ua_gate = re.compile(r"^KimiCLI/")
-        return {}, k.UserAgentRejectedError
+        return {"protocol": "openai"}, k.UserAgentRejectedError  # pinned: no switch
+    # the Anthropic Messages route (x-api-key auth, Anthropic error envelope)
+    msg = {"protocol": "anthropic"}
+    if case == "msg-401":
+        emu.api_keys.discard(key)
+        return msg, k.AuthenticationError
+    if case == "msg-429":
+        emu.inject("messages", status=429, times=None)
+        return msg, k.RateLimitError
+    if case == "msg-drop":
+        emu.inject("messages", drop_after_chunks=2, times=None)
+        return msg, k.APIConnectionError
+    if case == "msg-sse-error":
+        emu.inject("messages", sse_error={"error": {"message": "overloaded", "type": "overloaded_error"}},
+                   times=None)
+        return msg, (k.APIError, k.APIConnectionError)
     if case == "429":
         emu.inject("chat", status=429, times=None)
         return {}, k.RateLimitError
@@ -374,12 +391,15 @@ def test_chat_model_errors_hide_the_key(
         ("ainvoke", lambda: asyncio.run(model.ainvoke("hello there", config={"callbacks": [spy]}))),
     ]
     for name, call in calls:
-        if case == "sse-error" and name != "stream":
+        if case in ("sse-error", "msg-sse-error") and name != "stream":
             continue  # an SSE error event exists only on streams
         with pytest.raises(expected) as info:
             call()
         errors.append((name, info.value))
-    assert any(r.headers.get("authorization") == f"Bearer {key}" for r in emu.requests) or case == "refused"
+    assert any(
+        r.headers.get("authorization") == f"Bearer {key}" or r.headers.get("x-api-key") == key
+        for r in emu.requests
+    ) or case == "refused"
     for name, exc in errors:
         leaks.check_exc(f"{case}/{name}", exc)
     for name, payload in spy.events:
@@ -512,7 +532,7 @@ def test_llm_errors_hide_the_key(
         ("stream_chat", lambda: list(llm.stream_chat(_user("hello there")))),
         ("astream_chat", lambda: asyncio.run(astream())),
     ):
-        if case == "sse-error" and name == "chat":
+        if case in ("sse-error", "msg-sse-error") and name == "chat":
             continue  # an SSE error event exists only on streams
         with pytest.raises(expected) as info:
             call()
@@ -523,19 +543,21 @@ def test_llm_errors_hide_the_key(
     leaks.check_all(log_texts(logs, caplog))
 
 
-# --------------------------------------------------------------------------- OAuth (kimi-cli file)
+# --------------------------------------------------------------------------- OAuth (login file)
 
 
-def cli_file() -> Path:
-    return Path(os.environ["KIMI_SHARE_DIR"]) / "credentials" / "kimi-code.json"
+def login_file() -> Path:
+    """The emulator host's login: Kimi Code's per-host slot (kimi-cli's file is the default
+    host's only, so an emulator login never goes there)."""
+    return KimiCodeStore().path
 
 
 def plant_login(emu: Emulator, *, expired: bool) -> tuple[str, str]:
-    """Write a kimi-cli login with canary tokens the emulator knows; return (access, refresh)."""
+    """Write a login with canary tokens the emulator knows; return (access, refresh)."""
     at, rt = make_canary("AT"), make_canary("RT")
     emu.issue_token(access_token=at, refresh_token=rt)
     expires_at = time.time() + (-60 if expired else 800)
-    KimiCliStore().write(
+    KimiCodeStore().write(
         OAuthToken(Secret(at), Secret(rt), expires_at, 900.0, "kimi-code", "Bearer")
     )
     return at, rt
@@ -544,7 +566,8 @@ def plant_login(emu: Emulator, *, expired: bool) -> tuple[str, str]:
 def file_secrets() -> list[str]:
     """Whatever tokens the credential files hold now (rotated ones are secrets too)."""
     found: list[str] = []
-    for path in (cli_file(), Path(os.environ["KIMI_CODE_HOME"]) / "credentials" / "kimi-code.json"):
+    for path in (login_file(), Path(os.environ["KIMI_SHARE_DIR"]) / "credentials" / "kimi-code.json",
+                 Path(os.environ["KIMI_CODE_HOME"]) / "credentials" / "kimi-code.json"):
         if path.exists():
             try:
                 data = json.loads(path.read_text())
@@ -556,17 +579,27 @@ def file_secrets() -> list[str]:
 
 def credential_reprs() -> list[tuple[str, str]]:
     """Reprs of every credential object a user could print: resolved credential, token, stores."""
-    cred = resolve_credential(credentials="kimi-cli")
+    cred = resolve_credential(credentials="kimi-code")
     out = [("resolve_credential()", to_text(cred)),
            ("resolve_credential().describe()", to_text(cred.describe()))]
+    from kimi_coder_auth.errors import CredentialError
+
     inner = getattr(cred, "resolve", None)
     if inner is not None:
-        resolved = inner()
-        out.append(("resolved credential", to_text(resolved)))
-        out.append(("resolved __dict__", repr(getattr(resolved, "__dict__", {}))))
+        try:
+            resolved = inner()
+        except CredentialError as exc:  # e.g. the login was revoked: its message is audited
+            out.append(("resolve() error", str(exc)))
+        else:
+            out.append(("resolved credential", to_text(resolved)))
+            out.append(("resolved __dict__", repr(getattr(resolved, "__dict__", {}))))
     for store in (KimiCliStore(), KimiCodeStore()):
         out.append((f"{store.name} store", to_text(store)))
-        token = store.read()
+        try:
+            token = store.read()
+        except CredentialError as exc:
+            out.append((f"{store.name} read() error", str(exc)))
+            continue
         if token is not None:
             out.append((f"{store.name} OAuthToken", to_text(token)))
             out.append((f"{store.name} OAuthToken.access", str(token.access_token)))
@@ -584,9 +617,9 @@ def assert_private_file_and_no_temp(path: Path) -> None:
 
 def _oauth_chat(adapter: str, base_url: str) -> Callable[[], Any]:
     if adapter == "langchain":
-        model = lc_model(base_url=base_url, credentials="kimi-cli", max_retries=0)
+        model = lc_model(base_url=base_url, credentials="kimi-code", max_retries=0)
         return lambda: (model.invoke("hi").content, list(model.stream("and stream")))
-    llm = li_llm(base_url=base_url, credentials="kimi-cli", max_retries=0)
+    llm = li_llm(base_url=base_url, credentials="kimi-code", max_retries=0)
     return lambda: (llm.chat(_user("hi")), list(llm.stream_chat(_user("and stream"))))
 
 
@@ -603,7 +636,7 @@ def test_oauth_refresh_through_adapter_hides_tokens_and_writes_0600(
     assert emu.counts["refresh"] == 1
     new = file_secrets()
     assert at not in new and rt not in new  # rotated and stored
-    assert_private_file_and_no_temp(cli_file())
+    assert_private_file_and_no_temp(login_file())
     leaks = Leaks(at, rt, *new)
     leaks.check_all(log_texts(logs, caplog))
     leaks.check_all(credential_reprs())
@@ -618,7 +651,7 @@ def test_oauth_401_refreshes_once_and_hides_tokens(
     emu.expire_access_tokens()  # the server now rejects the stored token: 401 -> refresh -> retry
     _oauth_chat(adapter, emu.base_url)()
     assert emu.counts["refresh"] == 1
-    assert_private_file_and_no_temp(cli_file())
+    assert_private_file_and_no_temp(login_file())
     leaks = Leaks(at, rt, *file_secrets())
     leaks.check_all(log_texts(logs, caplog))
     leaks.check_all(credential_reprs())
@@ -632,14 +665,14 @@ def test_oauth_rejected_refresh_errors_hide_tokens(
     from kimi_coder_auth.errors import AuthenticationError, ReauthRequired
 
     at, rt = plant_login(emu, expired=path == "expired")
-    before = cli_file().read_bytes()
     if path == "401":
         emu.expire_access_tokens()
     emu.revoke_refresh_tokens()
     with pytest.raises((ReauthRequired, AuthenticationError)) as info:
         _oauth_chat(adapter, emu.base_url)()
     assert emu.counts["refresh_rejected"] >= 1
-    assert cli_file().read_bytes() == before  # a rejected refresh never touches kimi-cli's file
+    tombstone = json.loads(login_file().read_text())  # Kimi Code's revoked tombstone
+    assert tombstone["access_token"] == tombstone["refresh_token"] == ""
     leaks = Leaks(at, rt, *file_secrets())
     leaks.check_exc(f"{adapter}/{path}", info.value)
     leaks.check_all(log_texts(logs, caplog))
@@ -679,13 +712,13 @@ def test_cli_status_and_logout_never_print_tokens(
     at, rt = plant_login(emu, expired=False)
     leaks = Leaks(at, rt, key)
     outputs = [_cli(capsys, "status"), _cli(capsys, "status", "--json"),
-               _cli(capsys, "status", "--credentials", "kimi-cli", "--json")]
+               _cli(capsys, "status", "--credentials", "kimi-code", "--json")]
     monkeypatch.setenv("KIMI_CODER_API_KEY", key)
     outputs += [_cli(capsys, "status"), _cli(capsys, "status", "--json"),
                 _cli(capsys, "logout"), _cli(capsys, "status", "--credentials", "env")]
     assert all(code == 0 for code, _ in outputs), outputs
-    assert not cli_file().exists()
-    assert "kimi-cli" in outputs[0][1] and '"source": "kimi-cli"' in outputs[1][1]
+    assert not login_file().exists()
+    assert "Kimi Code" in outputs[0][1] and '"source": "kimi-code"' in outputs[1][1]
     assert '"source": "env"' in outputs[4][1]
     for i, (_, text) in enumerate(outputs):
         leaks.check(f"status output #{i}", text)
@@ -709,7 +742,7 @@ def test_cli_login_never_prints_device_code_or_tokens(
     assert device_codes
     saved = file_secrets()
     assert len(saved) == 2
-    assert_private_file_and_no_temp(cli_file())
+    assert_private_file_and_no_temp(login_file())
     leaks = Leaks(*device_codes, *saved)
     leaks.check("login output", text)
     leaks.check_all(log_texts(logs, caplog))
@@ -846,7 +879,7 @@ def test_corrupt_credential_file_errors_hide_its_content(
     from kimi_coder_auth.errors import CredentialError
 
     at, rt = make_canary("AT"), make_canary("RT")
-    path = cli_file()
+    path = login_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     bad_files = [
         truncated_login(at, rt),  # truncated
@@ -885,7 +918,7 @@ def test_cli_failed_login_never_prints_the_device_code(
     assert code == 1
     device_codes = [r.body["device_code"] for r in emu.requests
                     if isinstance(r.body, dict) and r.body.get("device_code")]
-    assert device_codes and not cli_file().exists()
+    assert device_codes and not login_file().exists()
     leaks = Leaks(*device_codes)
     leaks.check("failed login output", text)
     leaks.check_all(log_texts(logs, caplog))
@@ -909,7 +942,7 @@ def test_corrupt_credential_file_traceback_locals_hide_its_content(emu: Emulator
     from kimi_coder_auth.errors import CredentialError
 
     at, rt = make_canary("AT"), make_canary("RT")
-    path = cli_file()
+    path = login_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(truncated_login(at, rt))
     with pytest.raises(CredentialError) as info:
@@ -921,7 +954,7 @@ def test_corrupt_credential_file_error_chain_hides_its_content(emu: Emulator) ->
     from kimi_coder_auth.errors import CredentialError
 
     at, rt = make_canary("AT"), make_canary("RT")
-    path = cli_file()
+    path = login_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(truncated_login(at, rt))
     with pytest.raises(CredentialError) as info:
@@ -935,10 +968,10 @@ def test_oauth_request_failure_traceback_locals_hide_the_refresh_token(
 ) -> None:
     from kimi_coder_auth.errors import OAuthError
 
-    at, rt = plant_login(emu, expired=True)
-    if failure == "unreachable":
+    if failure == "unreachable":  # a login from a host that no longer answers
         monkeypatch.setenv("KIMI_CODE_OAUTH_HOST", closed_port_url().split("/coding")[0])
-    else:
+    at, rt = plant_login(emu, expired=True)
+    if failure != "unreachable":
         emu.inject("refresh", status=502, body="<html>502 Bad Gateway</html>")
     with pytest.raises(OAuthError) as info:
         _oauth_chat("langchain", emu.base_url)()
@@ -989,11 +1022,11 @@ def test_advisory_refresh_failure_warning_hides_the_refresh_token(
     at, rt = make_canary("AT"), make_canary("RT")
     emu.issue_token(access_token=at, refresh_token=rt)
     # due for refresh (inside max(300, 900/2) s of expiry) but still valid: advisory window
-    KimiCliStore().write(
+    KimiCodeStore().write(
         OAuthToken(Secret(at), Secret(rt), time.time() + 400, 900.0, "kimi-code", "Bearer")
     )
     emu.inject("refresh", status=400,
                body={"error": "invalid_request", "error_description": f"bad refresh_token {rt}"})
-    assert lc_model(base_url=emu.base_url, credentials="kimi-cli").invoke("hi").content
+    assert lc_model(base_url=emu.base_url, credentials="kimi-code").invoke("hi").content
     assert any(r.levelno == logging.WARNING for r in logs.records)
     Leaks(at, rt).check_all(log_texts(logs, caplog))

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,8 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    try:
+        try:
+            return _run(argv)
+        finally:  # also after argparse's SystemExit (--help): a closed pipe shows here
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help / --version print here
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -54,3 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KimiCoderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _reader_gone() -> int:
+    """The output's reader closed the pipe (e.g. `kimi-coder demo | head -3`): stop quietly, as
+    Unix tools do. stdout is pointed at /dev/null so the interpreter's final flush cannot fail
+    again; the exit status is the shell's for a SIGPIPE death (128 + 13)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141

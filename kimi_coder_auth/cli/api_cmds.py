@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from .. import clock
 from ..usage import PlanUsage, UsageWindow, get_usage, parse_usages
+from ._options import add_credentials_option, credentials_pin
 
 __all__ = ["cmd_models", "cmd_usage", "format_models", "format_usage", "register"]
 
@@ -34,13 +35,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="a Kimi Code API key to use instead of the discovered login "
         "(prefer KIMI_CODER_API_KEY: command lines are visible to other users)",
     )
-    p.add_argument(
-        "--credentials",
-        choices=("auto", "env", "kimi-cli", "kimi-code"),
-        default=None,
-        metavar="SOURCE",
-        help="pin the credential source: auto (default), env, kimi-cli or kimi-code",
-    )
+    add_credentials_option(p)
     p.add_argument(
         "--user-agent",
         default=None,
@@ -74,8 +69,7 @@ def _transport(args: argparse.Namespace) -> Any:
     from ..sources import resolve_credential
     from ..transport import Transport
 
-    pin = None if args.credentials in (None, "auto") else args.credentials
-    credential = resolve_credential(api_key=args.api_key, credentials=pin)
+    credential = resolve_credential(api_key=args.api_key, credentials=credentials_pin(args.credentials))
     return Transport(credential=credential, base_url=args.base_url, user_agent=args.user_agent)
 
 

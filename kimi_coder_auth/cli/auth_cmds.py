@@ -11,20 +11,30 @@ import datetime as _dt
 import itertools
 import json
 import os
+import signal
 import sys
 import threading
 from typing import Any, TextIO
 
 from .. import clock
 from ..device import STORE_NAMES, DeviceProgress, DevicePrompt, resolve_store
-from ..errors import CredentialError
+from ..errors import CredentialError, RegionError
+from ._options import add_credentials_option
 
 __all__ = ["cmd_login", "cmd_logout", "cmd_status", "register"]
 
 _STORE_HELP = {
-    "kimi-cli": "kimi-cli's file ($KIMI_SHARE_DIR/credentials/kimi-code.json, default ~/.kimi)",
-    "kimi-code": "Kimi Code's file ($KIMI_CODE_HOME/credentials/kimi-code.json, default ~/.kimi-code)",
+    "kimi-cli": "kimi-cli's file ($KIMI_SHARE_DIR/credentials/kimi-code.json, default ~/.kimi; "
+    "default host only)",
+    "kimi-code": "Kimi Code's file ($KIMI_CODE_HOME/credentials/<slot>.json, default ~/.kimi-code; "
+    "one slot per host)",
 }
+_REGION_HELP = (
+    "mainland-cn (alias cn; auth.kimi.com) or global (alias intl; auth.kimi.ai, for kimi.ai "
+    "subscribers); default: $KIMI_CODER_REGION, else the OAuth host variables, else Kimi Code's "
+    "config.toml / region file, else mainland-cn"
+)
+_STORE_DEFAULT = " (default: kimi-cli for the default host, else kimi-code)"
 _SOURCE_LABEL = {
     "explicit": "api_key argument (static key)",
     "env": "KIMI_CODER_API_KEY (static API key)",
@@ -44,9 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--store",
         choices=STORE_NAMES,
-        default="kimi-cli",
-        help="where to save the login: " + "; ".join(f"{k}: {v}" for k, v in _STORE_HELP.items()),
+        default=None,
+        help="where to save the login: "
+        + "; ".join(f"{k}: {v}" for k, v in _STORE_HELP.items())
+        + _STORE_DEFAULT,
     )
+    p.add_argument("--region", default=None, metavar="REGION", help=_REGION_HELP)
     p.add_argument(
         "--no-browser", action="store_true", help="only print the URL; do not open a browser"
     )
@@ -64,7 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="remove the stored login from a store",
         description="Delete the login file of the chosen store, under that store's lock.",
     )
-    p.add_argument("--store", choices=STORE_NAMES, default="kimi-cli", help="which login to remove")
+    p.add_argument(
+        "--store", choices=STORE_NAMES, default=None, help="which login to remove" + _STORE_DEFAULT
+    )
+    p.add_argument("--region", default=None, metavar="REGION", help=_REGION_HELP)
     p.set_defaults(handler=cmd_logout)
 
     p = sub.add_parser(
@@ -73,14 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Show the credential source kimi-coder would use, its file, expiry and whether "
         "it refreshes. Exit status 1 when no usable credentials are found.",
     )
-    p.add_argument(
-        "--credentials",
-        choices=("auto", "env", "kimi-cli", "kimi-code"),
-        default=None,
-        metavar="SOURCE",
-        help="check only this source: env, kimi-cli or kimi-code (default: "
-        "$KIMI_CODER_CREDENTIALS, else the discovery order)",
-    )
+    add_credentials_option(p)
+    p.add_argument("--region", default=None, metavar="REGION", help=_REGION_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_status)
 
@@ -184,10 +194,58 @@ class _Progress:
                 self.stream.flush()
 
 
+def _ctrl_c_cancels() -> None:
+    """Make Ctrl-C cancel the login even when the process inherited SIGINT as ignored (started
+    in the background, e.g. `nohup ... &`): restore Python's default handler."""
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    ):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _cli_target(args: argparse.Namespace, action: str) -> tuple[Any, Any] | None:
+    """The store and endpoint for `--store` / `--region`; None after printing a CLI error."""
+    from ..region import resolve_endpoint
+
+    try:
+        endpoint = resolve_endpoint(args.region, via="--region")
+    except RegionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if args.store == "kimi-cli" and not endpoint.is_default:
+        print(
+            f"error: --store kimi-cli: kimi-cli's file holds only the login for the default host "
+            f"https://auth.kimi.com, and this {action} is for {endpoint.oauth_host} "
+            f"({endpoint.region}, {endpoint.reason}).\nUse --store kimi-code (Kimi Code's slot "
+            f"{endpoint.slot}) or leave --store out.",
+            file=sys.stderr,
+        )
+        return None
+    store = args.store or ("kimi-cli" if endpoint.is_default else "kimi-code")
+    return resolve_store(store, endpoint.slot), endpoint
+
+
+def _where(endpoint: Any) -> str:
+    return f"{endpoint.oauth_host} ({endpoint.region} region; from {endpoint.reason})"
+
+
+def _region_line(endpoint: Any) -> str:
+    return (
+        f"Region:     {endpoint.region} (OAuth host {endpoint.oauth_host}, API "
+        f"{endpoint.base_url}; from {endpoint.reason})"
+    )
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     """Run the device login and report where the token was saved."""
     from .. import device
 
+    _ctrl_c_cancels()
+    target = _cli_target(args, "login")
+    if target is None:
+        return 2
+    store, endpoint = target
     out = sys.stdout
     progress = _Progress(sys.stderr)
     open_browser = not args.no_browser
@@ -204,7 +262,8 @@ def cmd_login(args: argparse.Namespace) -> int:
 
     try:
         token = device.login(
-            store=args.store,
+            store=store,
+            region=args.region,
             prompt=prompt,
             open_browser=open_browser,
             timeout=args.timeout,
@@ -216,12 +275,20 @@ def cmd_login(args: argparse.Namespace) -> int:
         return 130
     finally:
         progress.stop()
-    store = resolve_store(args.store)
-    print(f"Logged in. Saved to {_STORE_HELP[args.store].split(' (')[0]}: {store.path}", file=out)
+    print(f"Logged in to {_where(endpoint)}.", file=out)
+    label = _STORE_HELP[store.name].split(" (")[0]
+    slot = f" (slot {endpoint.slot})" if store.name == "kimi-code" else ""
+    print(f"Saved to {label}{slot}: {store.path}", file=out)
     refresh = "refreshes automatically" if token.refresh_token else "cannot be refreshed"
     print(f"The access token expires {_when(token.expires_at)} and {refresh}.", file=out)
-    if args.store == "kimi-cli":
+    if store.name == "kimi-cli":
         print("kimi-cli (`kimi`) shares this login file.", file=out)
+    if args.region is not None and not endpoint.is_default:
+        print(
+            f"To use this login, pass region={endpoint.region!r} (Python) or set "
+            f"KIMI_CODER_REGION={endpoint.region} (kimi-coder reads the same slot then).",
+            file=out,
+        )
     if os.environ.get("KIMI_CODER_API_KEY", "").strip():
         print("Note: KIMI_CODER_API_KEY is set and takes precedence over this login.", file=out)
     return 0
@@ -232,13 +299,16 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_logout(args: argparse.Namespace) -> int:
     """Delete the chosen store's login file under its lock."""
-    store = resolve_store(args.store)
+    target = _cli_target(args, "logout")
+    if target is None:
+        return 2
+    store, _ = target
     path = store.path
-    label = "kimi-cli" if args.store == "kimi-cli" else "Kimi Code"
+    label = "kimi-cli" if store.name == "kimi-cli" else "Kimi Code"
     # Nothing there: say so without creating the credentials folder or its lock file.
     if (path.exists() or path.is_symlink()) and store.delete():
         print(f"Logged out: removed the {label} login {path}.")
-        if args.store == "kimi-cli":
+        if store.name == "kimi-cli":
             print("kimi-cli (`kimi`) used the same file, so it is logged out too.")
     else:
         print(f"No {label} login to remove: {path} does not exist.")
@@ -266,6 +336,9 @@ def _status_dict(st: Any) -> dict[str, Any]:
         "expired": bool(expires_at) and expires_at <= now,
         "refreshable": st.refreshable,
         "detail": st.detail,
+        "region": st.region,
+        "oauth_host": st.oauth_host,
+        "slot": st.slot,
     }
 
 
@@ -273,23 +346,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Show the credential in use (never the token); exit 1 when nothing is usable."""
     from ..sources import DiscoveredCredential, resolve_credential
 
-    pinned = resolve_credential(credentials=args.credentials)  # validates the pin; no I/O
-    # A fresh discovery (not the process-wide cached one) so the answer reflects the files now.
-    discovery = DiscoveredCredential(getattr(pinned, "pin", None))
+    try:  # validates the pin and the region; no I/O
+        pinned = resolve_credential(credentials=args.credentials, region=args.region, via="--region")
+        # A fresh discovery (not the process-wide cached one) so the answer reflects the files now.
+        discovery = DiscoveredCredential(
+            getattr(pinned, "pin", None), region=args.region, via="--region"
+        )
+        endpoint = discovery.endpoint
+    except RegionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    where = {
+        "region": endpoint.region,
+        "region_reason": endpoint.reason,
+        "oauth_host": endpoint.oauth_host,
+        "base_url": endpoint.base_url,
+        "slot": endpoint.slot,
+    }
     others = [_status_dict(s) for s in discovery.describe_all()]
     try:
         credential = discovery.resolve()
     except CredentialError as exc:
         if args.json:
-            print(json.dumps({"source": None, "error": str(exc), "sources": others}, indent=2))
+            body = {"source": None, "error": str(exc), "endpoint": where, "sources": others}
+            print(json.dumps(body, indent=2))
         else:
+            print(f"{_region_line(endpoint)}; Kimi Code slot {endpoint.slot}", file=sys.stderr)
             print(str(exc), file=sys.stderr)
         return 1
-    status = _status_dict(credential.describe())
+    status = _status_dict(discovery._with_endpoint(credential.describe()))
     if args.json:
-        print(json.dumps({**status, "sources": others}, indent=2))
+        print(json.dumps({**status, "endpoint": where, "sources": others}, indent=2))
         return 0
     lines = [f"Source:     {_SOURCE_LABEL.get(status['source'], status['source'])}"]
+    lines.append(_region_line(endpoint))
+    if status["source"] in ("kimi-cli", "kimi-code"):
+        slot = endpoint.slot if status["source"] == "kimi-code" else "kimi-code (its only one)"
+        lines.append(f"Slot:       {slot}")
     if status["location"]:
         kind = "Variable:" if status["source"] in ("env", "explicit") else "File:    "
         lines.append(f"{kind}   {status['location']}")
@@ -301,6 +394,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         refresh = "yes, automatically before it expires"
         if status["expired"]:
             refresh = "yes, on next use (the access token has expired)"
+    elif status["detail"].startswith("revoked"):
+        refresh = "no: the server rejected this login; log in again (see Detail)"
     else:
         refresh = "no"
     lines.append(f"Refreshes:  {refresh}")

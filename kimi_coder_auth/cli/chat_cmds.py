@@ -11,6 +11,8 @@ import importlib
 import sys
 from types import ModuleType
 
+from ._options import add_credentials_option
+
 __all__ = ["register"]
 
 _EXTRA_MODULES = frozenset({"langchain_core", "langgraph", "langchain"})
@@ -46,6 +48,16 @@ def _demo(args: argparse.Namespace) -> int:
     return int(mod.run_demo(thinking=not args.no_thinking, plain=args.plain))
 
 
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Parameter name -> this command's flag (``max_tokens`` -> ``--max-tokens``), so typed
+    errors (``ParameterError.render``) speak in the flags the user typed."""
+    return {
+        action.dest: next(o for o in action.option_strings if o.startswith("--"))
+        for action in parser._actions
+        if any(o.startswith("--") for o in action.option_strings)
+    }
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register `chat` and `demo`."""
     chat = sub.add_parser(
@@ -63,16 +75,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chat.add_argument("--base-url", help="API base URL (default: KIMI_CODE_BASE_URL or https://api.kimi.com/coding/v1)")
     chat.add_argument("--api-key", help="a Kimi Code API key (default: your login; prefer the "
                       "KIMI_CODER_API_KEY env var, since arguments are visible to other local users)")
-    chat.add_argument("--credentials", choices=("env", "kimi-cli", "kimi-code"),
-                      help="use only this credential source")
+    add_credentials_option(chat)
     chat.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
                       help="turn the model's reasoning on or off (default: the model's default)")
     chat.add_argument("--effort", help="reasoning effort, for models that list efforts (e.g. low, high)")
     chat.add_argument("--max-tokens", type=int, help="output token limit for each answer")
     chat.add_argument("--timeout", type=float, help="request timeout in seconds")
     chat.add_argument("--user-agent", help="User-Agent to send (default: kimi-coder's own)")
+    chat.add_argument("--protocol", choices=("auto", "openai", "anthropic"),
+                      help="wire route: auto (default: OpenAI, moving to Anthropic Messages if the "
+                           "User-Agent gate refuses), openai or anthropic (KIMI_CODER_PROTOCOL)")
     chat.add_argument("--plain", action="store_true", help="no ANSI styling even on a terminal")
-    chat.set_defaults(handler=_chat)
+    chat.set_defaults(handler=_chat, flags=flag_names(chat))
 
     demo = sub.add_parser(
         "demo",

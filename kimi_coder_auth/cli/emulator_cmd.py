@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = ["register", "run_emulator"]
 
@@ -20,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=(
             "Serve an emulator of the Kimi Coding API (/coding/v1) and its OAuth device login "
             "(/api/oauth) on this machine until Ctrl-C. Point clients at it with the printed "
-            "KIMI_CODE_BASE_URL and KIMI_CODE_OAUTH_HOST."
+            "environment lines (KIMI_CODE_BASE_URL, KIMI_CODE_OAUTH_HOST and a throwaway "
+            "KIMI_SHARE_DIR / KIMI_CODE_HOME)."
         ),
     )
     p.add_argument("--port", type=int, default=8765, help="TCP port (0 = any free port; default 8765)")
@@ -71,9 +76,14 @@ def run_emulator(args: argparse.Namespace, *, ready: threading.Event | None = No
     print("Kimi Coding API emulator running.")
     print(f"  base URL:   {emu.base_url}")
     print(f"  OAuth host: {emu.oauth_host}")
-    print("Use it with:")
-    print(f"  export KIMI_CODE_BASE_URL={emu.base_url}")
-    print(f"  export KIMI_CODE_OAUTH_HOST={emu.oauth_host}")
+    homes = Path(tempfile.mkdtemp(prefix="kimi-coder-emulator-"))
+    print("Use it with (a throwaway home, so no real login is read or replaced):")
+    print(f"  export KIMI_CODE_BASE_URL={shlex.quote(emu.base_url)}")
+    print(f"  export KIMI_CODE_OAUTH_HOST={shlex.quote(emu.oauth_host)}")
+    print(f"  export KIMI_SHARE_DIR={shlex.quote(str(homes / 'kimi'))}")
+    print(f"  export KIMI_CODE_HOME={shlex.quote(str(homes / 'kimi-code'))}")
+    print("  unset KIMI_CODER_REGION KIMI_CODER_API_KEY KIMI_CODER_CREDENTIALS")
+    print(f"  ({homes} is removed on exit unless a login was saved there)")
     if args.api_key:
         print(f"  static API keys accepted: {len(args.api_key)}")
     if args.ua_gate:
@@ -89,8 +99,18 @@ def run_emulator(args: argparse.Namespace, *, ready: threading.Event | None = No
     finally:
         emu.stop()
         restore()
+        _remove_if_unused(homes)
     print("Emulator stopped.", flush=True)
     return 0
+
+
+def _remove_if_unused(homes: Path) -> None:
+    """Remove the throwaway home when nothing was saved there (a login there is kept)."""
+    try:
+        if not any(p.is_file() for p in homes.rglob("*")):
+            shutil.rmtree(homes, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

@@ -13,16 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalogue import ModelInfo, get_model_info
+from ..errors import ParameterError
 from ..images import to_data_url
 from ..neutral import BuiltRequest
 from ..request_policy import (
     FORCED_TOOL_POLICIES,
-    _is_forced,
     has_remote_images,
-    map_tool_choice,
     normalize_response_format,
-    thinking_on,
-    thinking_param,
+    resolve_tools_and_thinking,
 )
 from ..schema import normalize_tools
 
@@ -260,50 +258,10 @@ def build_request(
     warnings: list[str] = []
 
     norm_tools = normalize_tools(list(tools) if tools else None)
-    if norm_tools and not info.supports_tool_use:
-        warnings.append(f"{model} is not listed as supporting tools; sending them anyway.")
-    choice = map_tool_choice(tool_choice)
-    relaxed = False
-    if choice is not None and not norm_tools:
-        if _is_forced(choice):
-            raise ValueError(
-                f"tool_choice={tool_choice!r} forces a tool call but no tools were given; "
-                "pass tools= or drop tool_choice."
-            )
-        choice = None  # Kimi rejects tool_choice without tools; nothing to choose from
-    if isinstance(choice, Mapping) and choice.get("type") == "function":
-        wanted = (choice.get("function") or {}).get("name")
-        names = [t["function"]["name"] for t in norm_tools]
-        if wanted not in names:
-            raise ValueError(
-                f"tool_choice names {wanted!r}, which is not among the tools ({', '.join(names)})."
-            )
-
-    tparam = thinking_param(thinking, effort, info)
-    on = thinking_on(thinking, info)
-    if choice is not None and _is_forced(choice) and on:
-        if forced_tool_policy == "error":
-            raise ValueError(
-                f"Kimi rejects a forced tool_choice while thinking is on ({model}); pass "
-                "thinking=False, tool_choice='auto', or forced_tool_policy='disable_thinking'."
-            )
-        if forced_tool_policy == "disable_thinking" and info.thinking != "only":
-            tparam = {"type": "disabled"}
-            on = False
-            if thinking or effort is not None:
-                warnings.append(
-                    "thinking was disabled for this request because a tool call is forced "
-                    "(Kimi rejects forced tool_choice while thinking)."
-                )
-        else:
-            choice = "auto"
-            relaxed = True
-            why = "always thinks" if info.thinking == "only" else "is thinking"
-            warnings.append(
-                f"tool_choice {tool_choice!r} was relaxed to 'auto' because {model} {why} and "
-                "Kimi rejects a forced tool_choice while thinking; the model may answer "
-                "without calling the tool."
-            )
+    names = [t["function"]["name"] for t in norm_tools]
+    choice, tparam, on, relaxed = resolve_tools_and_thinking(
+        model, info, names, tool_choice, thinking, effort, forced_tool_policy, warnings
+    )
 
     if extra and isinstance(extra.get("thinking"), Mapping):
         # An explicit override wins; the placeholder rule must follow what is actually sent.
@@ -327,7 +285,7 @@ def build_request(
         body["thinking"] = tparam
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}.")
+            raise ParameterError(f"{{max_tokens={max_tokens!r}}} is not a positive integer.")
         body["max_completion_tokens"] = max_tokens
     if stream:
         body["stream"] = True

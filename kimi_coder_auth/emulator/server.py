@@ -37,7 +37,10 @@ UA_GATE_MESSAGE = (
     "Kimi For Coding is currently only available for Coding Agents such as Kimi CLI, Claude Code, "
     "Roo Code, Kilo Code, etc."
 )
-ENDPOINTS = ("chat", "models", "usages", "refresh", "device_token", "device_authorization")
+ENDPOINTS = ("chat", "messages", "models", "usages", "refresh", "device_token", "device_authorization")
+#: ``ua_gate="real"``: the OpenAI route admits only User-Agents of known coding agents, like the
+#: real service; the Anthropic route (``/messages``) admits everyone.
+CODING_AGENT_UA = r"^(KimiCLI|kimi-code-cli|claude-cli|claude-code|RooCode|Roo-Code|Kilo-Code|KiloCode)/"
 DEVICE_STEPS = ("authorization_pending", "slow_down", "access_denied", "expired_token", "approve")
 _DEVICE_DESCRIPTIONS = {
     "authorization_pending": "The authorization request is still pending.",
@@ -170,7 +173,8 @@ class Emulator:
     ) -> None:
         self.responder: Responder = responder or DefaultResponder()
         self.access_token_ttl = int(access_token_ttl)
-        self.ua_gate = re.compile(ua_gate) if ua_gate else None
+        self.ua_gate = re.compile(CODING_AGENT_UA if ua_gate == "real" else ua_gate) if ua_gate else None
+        self.thinking_key = secrets.token_bytes(16)  # signs the Messages route's thinking blocks
         self.models: list[dict[str, Any]] = models if models is not None else default_models()
         self.host = host
         self.port = port
@@ -424,8 +428,12 @@ class Emulator:
                 self._api_get(h, headers, trace_id, "usages")
             elif route == ("POST", "/coding/v1/chat/completions"):
                 self._chat(h, headers, body, raw, trace_id)
+            elif route == ("POST", "/coding/v1/messages"):
+                from .messages_route import handle_messages
+
+                handle_messages(self, h, headers, body, raw, trace_id)
             elif path in ("/api/oauth/device_authorization", "/api/oauth/token", "/coding/v1/models",
-                          "/coding/v1/usages", "/coding/v1/chat/completions"):
+                          "/coding/v1/usages", "/coding/v1/chat/completions", "/coding/v1/messages"):
                 self._send_json(h, 405, _error_body(f"Method {h.command} not allowed on {path}", "invalid_request_error"), trace_id)
             elif h.command == "GET" and path == "/verify":
                 self._send(h, 200, b"<html><body>Emulated Kimi login: approved automatically.</body></html>",
@@ -625,6 +633,7 @@ class Emulator:
         if not self._authorized(h, headers, trace_id):
             return
         if self.ua_gate is not None and not self.ua_gate.search(headers.get("user-agent", "")):
+            self._count("ua_rejected")
             self._send_json(h, 403, _error_body(UA_GATE_MESSAGE, "access_terminated_error"), trace_id)
             return
         blocked = self.quota.chat_block()

@@ -17,11 +17,22 @@ from typing import Any
 from ..atomic import ensure_private_dir, kimi_code_tmp
 from ..errors import ReauthRequired
 from ..locks import DirLock
-from ..paths import KIMI_CODE_DEFAULT_NAME, kimi_code_home, kimi_code_scoped_name
+from ..paths import kimi_code_home
 from ..token import OAuthToken
 from . import FileTokenStore, _held
 
 __all__ = ["KimiCodeStore"]
+
+
+def _login_command(slot: str) -> str:
+    """The `kimi-coder login` that reaches `slot` again (region.py names the slots)."""
+    from ..region import REGIONS, kimi_code_slot
+
+    for name, profile in REGIONS.items():
+        if kimi_code_slot(profile.oauth_host, profile.base_url) == slot:
+            flag = "" if name == "mainland-cn" else f" --region {name}"
+            return f"`kimi-coder login --store kimi-code{flag}`"
+    return "`kimi-coder login` with the same KIMI_CODE_OAUTH_HOST / KIMI_CODE_BASE_URL"
 
 
 class KimiCodeStore(FileTokenStore):
@@ -40,13 +51,13 @@ class KimiCodeStore(FileTokenStore):
 
     @property
     def token_name(self) -> str:
-        """`kimi-code`, or Kimi Code's per-environment slot when one exists for this environment."""
+        """The slot: given, else Kimi Code's for the endpoint in force (`kimi-code` only for the
+        default host pair; never the default slot for another server)."""
         if self._token_name is not None:
             return self._token_name
-        scoped = kimi_code_scoped_name()
-        if scoped is not None and (self.home / "credentials" / f"{scoped}.json").exists():
-            return scoped
-        return KIMI_CODE_DEFAULT_NAME
+        from ..region import resolve_endpoint
+
+        return resolve_endpoint(home=self.home).slot
 
     @property
     def path(self) -> Path:
@@ -85,7 +96,7 @@ class KimiCodeStore(FileTokenStore):
             raise ReauthRequired(
                 message,
                 source=self.name,
-                hint="Log in again: Kimi Code's `/login`, or `kimi-coder login --store kimi-code`.",
+                hint=f"Log in again: Kimi Code's `/login`, or {_login_command(self.token_name)}.",
             )
         return token
 

@@ -289,9 +289,12 @@ def _write_kimi_cli_login(emu: Emulator, home: object) -> dict:
     from pathlib import Path
 
     from kimi_coder_auth import clock
+    from kimi_coder_auth.paths import kimi_code_token_name
 
+    # A login from the emulator's host lives in Kimi Code's per-host slot (kimi-cli's single
+    # file belongs to the default host only).
     tok = emu.issue_token()
-    creds = Path(os.environ["KIMI_SHARE_DIR"]) / "credentials"
+    creds = Path(os.environ["KIMI_CODE_HOME"]) / "credentials"
     creds.mkdir(parents=True, exist_ok=True)
     record = {
         "access_token": tok["access_token"],
@@ -301,7 +304,7 @@ def _write_kimi_cli_login(emu: Emulator, home: object) -> dict:
         "token_type": "Bearer",
         "expires_in": float(tok["expires_in"]),
     }
-    (creds / "kimi-code.json").write_text(json.dumps(record))
+    (creds / f"{kimi_code_token_name()}.json").write_text(json.dumps(record))
     return record
 
 
@@ -321,7 +324,7 @@ def test_server_side_expiry_refreshes_the_real_login_once(
     clear_credential_cache()
     record = _write_kimi_cli_login(emu, isolated_home)
     emu.expire_access_tokens()
-    t = Transport(credential=resolve_credential(credentials="kimi-cli"), base_url=emu.base_url)
+    t = Transport(credential=resolve_credential(credentials="kimi-code"), base_url=emu.base_url)
     if mode == "sync":
         assert t.chat(BODY).data["choices"]
     elif mode == "async":
@@ -329,7 +332,11 @@ def test_server_side_expiry_refreshes_the_real_login_once(
     else:
         assert list(t.stream_chat(BODY))
     assert emu.counts["refresh"] == 1 and emu.counts["chat"] == 2
-    saved = json.loads((Path(os.environ["KIMI_SHARE_DIR"]) / "credentials" / "kimi-code.json").read_text())
+    from kimi_coder_auth.paths import kimi_code_token_name
+
+    creds = Path(os.environ["KIMI_CODE_HOME"]) / "credentials"
+    saved = json.loads((creds / f"{kimi_code_token_name()}.json").read_text())
+    assert not (Path(os.environ["KIMI_SHARE_DIR"]) / "credentials" / "kimi-code.json").exists()
     assert saved["refresh_token"] != record["refresh_token"]
     assert _auth_headers(emu)[-1] == f"Bearer {saved['access_token']}"
     clear_credential_cache()

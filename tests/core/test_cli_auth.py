@@ -66,6 +66,14 @@ def code_file() -> Path:
     return Path(os.environ["KIMI_CODE_HOME"]) / "credentials" / "kimi-code.json"
 
 
+def emu_file() -> Path:
+    """Kimi Code's per-host slot for the OAuth host in force (the emulator's): where a login
+    from a non-default host is saved; never kimi-cli's default-host file."""
+    from kimi_coder_auth.paths import kimi_code_token_name
+
+    return Path(os.environ["KIMI_CODE_HOME"]) / "credentials" / f"{kimi_code_token_name()}.json"
+
+
 def store_token(store: KimiCliStore | KimiCodeStore, expires_at: float, refresh: str = RT) -> None:
     store.write(
         OAuthToken(
@@ -84,7 +92,7 @@ def secrets_of(emu: Emulator) -> list[str]:
     for r in emu.requests:
         if isinstance(r.body, dict) and "device_code" in r.body:
             found.append(r.body["device_code"])
-    for path in (cli_file(), code_file()):
+    for path in (cli_file(), code_file(), emu_file()):
         if path.exists():
             data = json.loads(path.read_text())
             found += [data["access_token"], data["refresh_token"]]
@@ -112,11 +120,12 @@ def test_login_no_browser(
 
     auth = next(r for r in emu.requests if r.path == "/api/oauth/device_authorization")
     assert auth.body == {"client_id": device_client_id()}
-    data = json.loads(cli_file().read_text())
+    data = json.loads(emu_file().read_text())
     assert f"{emu.oauth_host}/verify?user_code=" in out
     user_code = out.split("verify?user_code=")[1].split()[0]
     assert f"shows this code: {user_code}" in out
-    assert f"Saved to kimi-cli's file: {cli_file()}" in out
+    assert f"Saved to Kimi Code's file (slot {emu_file().stem}): {emu_file()}" in out
+    assert not cli_file().exists() and not code_file().exists()
     assert local_time(fake.now() + 900) in out and "in 15 min" in out
     assert "Opening your browser" not in out
     assert no_browser == []
@@ -140,8 +149,8 @@ def test_login_opens_browser_and_saves_to_kimi_code(
     out, _ = capsys.readouterr()
     assert len(no_browser) == 1 and no_browser[0] in out
     assert "Opening your browser" in out
-    assert f"Saved to Kimi Code's file: {code_file()}" in out
-    assert code_file().exists() and not cli_file().exists()
+    assert f"Saved to Kimi Code's file (slot {emu_file().stem}): {emu_file()}" in out
+    assert emu_file().exists() and not code_file().exists() and not cli_file().exists()
 
 
 def test_login_browser_failure_is_not_fatal(
@@ -155,7 +164,7 @@ def test_login_browser_failure_is_not_fatal(
 
     monkeypatch.setattr(device.webbrowser, "open", broken)
     assert main(["login"]) == 0
-    assert cli_file().exists()
+    assert emu_file().exists()
 
 
 def test_login_timeout(
@@ -352,7 +361,8 @@ def test_status_after_login_reflects_new_file(
     capsys.readouterr()
     assert main(["status"]) == 0
     out, _ = capsys.readouterr()
-    assert "Source:     kimi-cli login" in out and "(in 15 min)" in out
+    assert "Source:     Kimi Code login" in out and "(in 15 min)" in out
+    assert f"Slot:       {emu_file().stem}" in out
     assert_no_secrets(out, secrets_of(emu))
 
 
@@ -451,9 +461,16 @@ def test_status_in_a_real_subprocess(isolated_home: Path) -> None:
     assert "No usable Kimi Coding credentials" in proc.stderr
 
 
-def test_ctrl_c_in_a_real_login_process(isolated_home: Path) -> None:
-    """SIGINT while polling: exit 130 promptly, the cancel message, no file, lock free."""
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_ctrl_c_in_a_real_login_process(isolated_home: Path, inherited: str) -> None:
+    """SIGINT while polling: exit 130 promptly, the cancel message, no file, lock free.
+
+    The child's SIGINT disposition is set explicitly, so the test does not depend on how the
+    suite was started (`nohup ... &` makes children inherit SIGINT ignored); with it ignored,
+    login restores a default handler so Ctrl-C still cancels."""
     import signal
+
+    disposition = signal.SIG_DFL if inherited == "default" else signal.SIG_IGN
 
     with Emulator() as emu:
         emu.script_device(["authorization_pending"] * 50)
@@ -465,6 +482,7 @@ def test_ctrl_c_in_a_real_login_process(isolated_home: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
         )
         try:
             deadline = time.monotonic() + 15

@@ -541,10 +541,12 @@ def test_dir_lock_disabled_by_env(isolated_home: Path, monkeypatch: pytest.Monke
 # ---------------------------------------------------------------------------- Kimi Code naming
 
 
-def test_kimi_code_uses_default_slot_unless_its_env_slot_exists(
+def test_kimi_code_uses_the_per_host_slot_for_any_non_default_host(
     isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Another host never reads or writes the default slot, even before its own file exists."""
     assert kimi_code_scoped_name() is None
+    assert kimi_code_token_name() == "kimi-code"
     monkeypatch.setenv("KIMI_CODE_OAUTH_HOST", "http://127.0.0.1:9/")
     scoped = kimi_code_scoped_name()
     assert (
@@ -552,12 +554,7 @@ def test_kimi_code_uses_default_slot_unless_its_env_slot_exists(
         and scoped.startswith("kimi-code-env-")
         and len(scoped) == len("kimi-code-env-") + 16
     )
-    assert kimi_code_token_name() == "kimi-code"
-    write_file(
-        isolated_home / ".kimi-code" / "credentials" / f"{scoped}.json",
-        json.dumps(KIMI_CLI_GOLDEN).encode(),
-    )
-    assert kimi_code_token_name() == scoped
+    assert kimi_code_token_name() == scoped  # no fallback to kimi-code.json
     assert KimiCodeStore().path.name == f"{scoped}.json"
     assert KimiCodeStore().lock_target.name == scoped
 

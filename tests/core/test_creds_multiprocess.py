@@ -117,7 +117,7 @@ def test_kimi_cli_holding_its_lock_delays_us_and_we_adopt_its_token(emu: Emulato
 
 
 def test_kimi_code_peer_holding_its_lock_delays_us_and_we_adopt(emu: Emulator) -> None:
-    store = KimiCodeStore()
+    store = KimiCodeStore(token_name="kimi-code")  # the worker's slot (the lock protocol under test)
     seed(store, emu, -30)
     theirs = {**emu.issue_token(), "expires_at": int(time.time()) + 900, "expires_in": 900}
     holder = spawn("kimicode-hold", "0.8", json.dumps(theirs))
@@ -148,5 +148,5 @@ def test_store_lock_excludes_other_processes(tmp_path: Path, store_name: str) ->
         assert KimiCliStore().lock_path.exists()  # never deleted
     else:
         assert not (
-            KimiCodeStore().lock_target.parent / "kimi-code.lock"
+            KimiCodeStore().lock_target.parent / f"{KimiCodeStore().token_name}.lock"
         ).exists()  # removed on release

@@ -363,7 +363,7 @@ def test_lock_busy_in_advisory_window_returns_current_token(emu: Emulator) -> No
 def test_kimi_code_lock_held_delays_then_adopts(emu: Emulator) -> None:
     store = KimiCodeStore()
     seed(store, emu, -10)
-    lock_dir = store.lock_target.parent / "kimi-code.lock"
+    lock_dir = store.lock_target.parent / f"{store.token_name}.lock"
     lock_dir.mkdir(parents=True)
     rotated: dict = {}
 

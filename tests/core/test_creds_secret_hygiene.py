@@ -238,7 +238,12 @@ def test_device_login_sends_the_device_code_and_saves(emu: Emulator) -> None:
     token = login(prompt=lambda p: None, open_browser=False, oauth_host=emu.oauth_host, timeout=5)
     polls = [r for r in emu.requests if r.body and "device_code" in r.body]
     assert polls and isinstance(polls[-1].body["device_code"], str) and polls[-1].body["device_code"]
-    assert KimiCliStore().read() == token
+    from kimi_coder_auth.region import kimi_code_slot
+
+    slot = kimi_code_slot(emu.oauth_host, "https://api.kimi.com/coding/v1")
+    saved = KimiCodeStore(token_name=slot).read()  # the emulator host's own slot
+    assert saved is not None and saved.access_token == token.access_token
+    assert KimiCliStore().read() is None  # kimi-cli's file is the default host's only
 
 
 # --------------------------------------------------------------------------- refresh logging

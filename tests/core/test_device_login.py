@@ -27,6 +27,8 @@ from kimi_coder_auth.errors import (
     OAuthError,
 )
 from kimi_coder_auth.locks import FlockLock
+from kimi_coder_auth.region import kimi_code_slot
+from kimi_coder_auth.stores import KimiCliStore
 from kimi_coder_auth.token import FILE_FIELDS
 
 pytestmark = pytest.mark.timeout(20)
@@ -45,11 +47,19 @@ def fake() -> Iterator[FakeClock]:
 
 
 def cli_file() -> Path:
-    return Path(os.environ["KIMI_SHARE_DIR"]) / "credentials" / "kimi-code.json"
+    """A kimi-cli format file at an explicit path: the default kimi-cli file (the default host's
+    one slot) refuses logins from the emulator's host (tests/core/test_region_*.py)."""
+    return Path(os.environ["KIMI_SHARE_DIR"]).parent / "explicit-kimi-cli" / "kimi-code.json"
 
 
-def code_file() -> Path:
-    return Path(os.environ["KIMI_CODE_HOME"]) / "credentials" / "kimi-code.json"
+def cli_store() -> KimiCliStore:
+    return KimiCliStore(cli_file())
+
+
+def code_file(emu: Emulator) -> Path:
+    """Kimi Code's per-host slot for the emulator's OAuth host (and the default base URL)."""
+    slot = kimi_code_slot(emu.oauth_host, "https://api.kimi.com/coding/v1")
+    return Path(os.environ["KIMI_CODE_HOME"]) / "credentials" / f"{slot}.json"
 
 
 class Prompts(list):
@@ -80,7 +90,7 @@ def test_sync_login_writes_kimi_cli_file(
     caplog.set_level(logging.DEBUG)
     emu.script_device(["authorization_pending", "slow_down", "approve"])
     prompts = Prompts()
-    token = login(prompt=prompts, open_browser=False, oauth_host=emu.oauth_host)
+    token = login(store=cli_store(), prompt=prompts, open_browser=False, oauth_host=emu.oauth_host)
 
     assert fake.sleeps == [5, 10]
     assert emu.counts["device_authorization"] == 1
@@ -105,7 +115,7 @@ def test_sync_login_writes_kimi_cli_file(
     assert data["refresh_token"] == token.refresh_token.reveal()
     assert data["expires_at"] == pytest.approx(fake.now() + 900)
     assert emu.is_access_valid(data["access_token"])
-    assert not code_file().exists()
+    assert not code_file(emu).exists()
 
     # canary: neither the device code nor the tokens reach the logs
     secrets = [*device_codes(emu), data["access_token"], data["refresh_token"]]
@@ -118,10 +128,10 @@ def test_login_to_kimi_code_store(emu: Emulator, fake: FakeClock) -> None:
     token = login(
         store="kimi-code", prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host
     )
-    data = json.loads(code_file().read_text())
+    data = json.loads(code_file(emu).read_text())
     assert isinstance(data["expires_at"], int)
     assert data["access_token"] == token.access_token.reveal()
-    assert stat.S_IMODE(code_file().stat().st_mode) == 0o600
+    assert stat.S_IMODE(code_file(emu).stat().st_mode) == 0o600
     assert not cli_file().exists()
     assert fake.sleeps == []  # approved on the first poll
 
@@ -134,7 +144,7 @@ def test_login_keeps_unknown_fields_and_replaces_corrupt_tokens(
     path.write_text(
         json.dumps({"access_token": "old", "refresh_token": "old", "future_field": {"x": 1}})
     )
-    login(prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
+    login(store=cli_store(), prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
     data = json.loads(path.read_text())
     assert data["future_field"] == {"x": 1}
     assert data["access_token"] != "old"
@@ -144,7 +154,7 @@ def test_host_from_environment(
     emu: Emulator, fake: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KIMI_CODE_OAUTH_HOST", emu.oauth_host)
-    login(prompt=Prompts(), open_browser=False)
+    login(store=cli_store(), prompt=Prompts(), open_browser=False)
     assert emu.counts["device_token"] == 1
 
 
@@ -157,7 +167,7 @@ async def test_async_login(emu: Emulator, fake: FakeClock) -> None:
     async def prompt(p: DevicePrompt) -> None:
         seen.append(p)
 
-    token = await alogin(prompt=prompt, open_browser=False, oauth_host=emu.oauth_host)
+    token = await alogin(store=cli_store(), prompt=prompt, open_browser=False, oauth_host=emu.oauth_host)
     assert fake.sleeps == [5, 10, 10, 15]
     assert emu.counts["device_token"] == 5
     assert len(seen) == 1
@@ -174,6 +184,7 @@ async def test_terminal_answers_stop_and_write_nothing(
 ) -> None:
     emu.script_device(["authorization_pending", step, "authorization_pending"])
     kwargs: dict[str, Any] = {
+        "store": cli_store(),
         "prompt": Prompts(),
         "open_browser": False,
         "oauth_host": emu.oauth_host,
@@ -192,7 +203,7 @@ def test_token_endpoint_5xx_fails(emu: Emulator, fake: FakeClock) -> None:
     emu.script_device(["authorization_pending"])
     emu.inject("device_token", status=502, body={"error": "bad_gateway"})
     with pytest.raises(OAuthError) as info:
-        login(prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
+        login(store=cli_store(), prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
     assert info.value.status == 502
     assert emu.counts["device_token"] == 1
     assert not cli_file().exists()
@@ -202,7 +213,7 @@ def test_authorization_endpoint_error_shows_no_prompt(emu: Emulator, fake: FakeC
     emu.inject("device_authorization", status=503, body={"error": "temporarily_unavailable"})
     prompts = Prompts()
     with pytest.raises(OAuthError, match="refused to start"):
-        login(prompt=prompts, open_browser=False, oauth_host=emu.oauth_host)
+        login(store=cli_store(), prompt=prompts, open_browser=False, oauth_host=emu.oauth_host)
     assert prompts == []
     assert emu.counts["device_token"] == 0
 
@@ -210,7 +221,7 @@ def test_authorization_endpoint_error_shows_no_prompt(emu: Emulator, fake: FakeC
 def test_deadline_from_caller_timeout(emu: Emulator, fake: FakeClock) -> None:
     emu.script_device(["authorization_pending"] * 50)
     with pytest.raises(DeviceLoginTimeout):
-        login(prompt=Prompts(), open_browser=False, timeout=20, oauth_host=emu.oauth_host)
+        login(store=cli_store(), prompt=Prompts(), open_browser=False, timeout=20, oauth_host=emu.oauth_host)
     assert fake.sleeps == [5, 5, 5, 5]
     assert emu.counts["device_token"] == 5
     assert not cli_file().exists()
@@ -220,7 +231,7 @@ def test_deadline_from_expires_in(fake: FakeClock) -> None:
     with Emulator(device_expires_in=30, device_interval=10) as emu:
         emu.script_device(["authorization_pending"] * 50)
         with pytest.raises((DeviceLoginTimeout, DeviceCodeExpired)):
-            login(prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
+            login(store=cli_store(), prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
         assert sum(fake.sleeps) == pytest.approx(30)
         assert emu.counts["device_token"] <= 4
 
@@ -253,6 +264,7 @@ async def test_connection_errors_back_off_then_succeed(
     monkeypatch.setattr(oauth, "apost_form", apost_form)
     emu.script_device(["authorization_pending", "approve"])
     kwargs: dict[str, Any] = {
+        "store": cli_store(),
         "prompt": Prompts(),
         "open_browser": False,
         "oauth_host": emu.oauth_host,
@@ -295,7 +307,7 @@ async def test_cancel_alogin_during_sleep(emu: Emulator) -> None:
     prompts = Prompts()
     with use_clock(BlockingClock()) as c:
         task = asyncio.create_task(
-            alogin(prompt=prompts, open_browser=False, oauth_host=emu.oauth_host)
+            alogin(store=cli_store(), prompt=prompts, open_browser=False, oauth_host=emu.oauth_host)
         )
         await asyncio.wait_for(c.sleeping.wait(), 5)  # type: ignore[attr-defined]
         started = time.monotonic()
@@ -311,7 +323,7 @@ async def test_cancel_alogin_during_sleep(emu: Emulator) -> None:
 def test_ctrl_c_during_sync_sleep(emu: Emulator) -> None:
     emu.script_device(["authorization_pending"] * 5)
     with use_clock(BlockingClock()), pytest.raises(KeyboardInterrupt):
-        login(prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
+        login(store=cli_store(), prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
     assert emu.counts["device_token"] == 1
     assert_unlocked_and_unwritten()
 
@@ -334,7 +346,7 @@ def test_login_waits_for_kimi_cli_lock_holder(emu: Emulator, fake: FakeClock) ->
 
     t = threading.Thread(target=release_later)
     t.start()
-    login(prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
+    login(store=cli_store(), prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
     t.join()
     assert released.is_set()
     data = json.loads(path.read_text())
@@ -369,7 +381,7 @@ def test_open_browser_called_and_failure_not_fatal(
 
     monkeypatch.setattr(device.webbrowser, "open", broken_open)
     prompts = Prompts()
-    login(prompt=prompts, oauth_host=emu.oauth_host)
+    login(store=cli_store(), prompt=prompts, oauth_host=emu.oauth_host)
     assert opened == [prompts[0].verification_uri_complete]
     assert cli_file().exists()
 
@@ -378,7 +390,7 @@ def test_bad_arguments_fail_before_any_request(emu: Emulator) -> None:
     with pytest.raises(ValueError, match="kimi-cli"):
         login(store="elsewhere", oauth_host=emu.oauth_host, open_browser=False)
     with pytest.raises(ValueError, match="timeout"):
-        login(timeout=0, oauth_host=emu.oauth_host, open_browser=False)
+        login(store=cli_store(), timeout=0, oauth_host=emu.oauth_host, open_browser=False)
     assert emu.counts["device_authorization"] == 0
 
 
@@ -386,6 +398,7 @@ def test_progress_callback_reports_events(emu: Emulator, fake: FakeClock) -> Non
     emu.script_device(["authorization_pending", "slow_down", "approve"])
     events: list[device.DeviceProgress] = []
     login(
+        store=cli_store(),
         prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host, on_progress=events.append
     )
     assert [(e.event, e.next_poll_in, e.polls) for e in events] == [
@@ -397,5 +410,24 @@ def test_progress_callback_reports_events(emu: Emulator, fake: FakeClock) -> Non
 
 def test_clock_is_the_only_time_source(emu: Emulator, fake: FakeClock) -> None:
     """Tokens expire relative to the injected clock, as the emulator and status see it."""
-    token = login(prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
+    token = login(store=cli_store(), prompt=Prompts(), open_browser=False, oauth_host=emu.oauth_host)
     assert token.expires_at == pytest.approx(clock.now() + 900)
+
+
+def test_login_into_an_unwritable_folder_fails_before_the_device_flow(
+    emu: Emulator, fake: FakeClock
+) -> None:
+    """A login that could not be saved is refused before any code is shown or approved."""
+    from test_creds_faults import immutable  # same folder (pytest puts it on sys.path)
+
+    from kimi_coder_auth.errors import CredentialStoreUnwritable
+
+    folder = cli_file().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    prompts = Prompts()
+    with immutable(folder), pytest.raises(CredentialStoreUnwritable) as info:
+        login(store=cli_store(), prompt=prompts, open_browser=False, oauth_host=emu.oauth_host)
+    assert str(folder) in str(info.value)
+    assert prompts == []
+    assert emu.counts["device_authorization"] == 0
+    assert not cli_file().exists()

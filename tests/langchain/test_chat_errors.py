@@ -45,7 +45,7 @@ def test_http_errors_are_typed(
 ) -> None:
     emulator.inject("chat", status=status, body=body)
     with pytest.raises(kimi_cls) as info:
-        _consume(_llm(emulator), mode)
+        _consume(_llm(emulator, protocol="openai"), mode)  # pinned: a 403 gate never switches
     err = info.value
     assert isinstance(err, lc_cls)
     assert err.status == status and err.trace_id  # the server's x-trace-id travels along

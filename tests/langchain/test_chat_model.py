@@ -408,11 +408,15 @@ async def test_astream_events_v2(scripted: Any) -> None:
 def test_top_level_usage_chunk_and_cached_tokens_spelling() -> None:
     """OpenAI-style servers send usage in a separate top-level chunk with no choices, and the
     cache count as prompt_tokens_details.cached_tokens; both end up on the last chunk."""
-    from kimi_coder_auth.wire import build_request
+    from types import SimpleNamespace
+
+    from kimi_coder_auth.wire import StreamAccumulator, build_request
     from langchain_kimi_coder.chat_models import _StreamState
 
     built = build_request("kimi-for-coding", [{"role": "user", "content": "hi"}], stream=True)
-    state = _StreamState(built, v1=False)
+    call = SimpleNamespace(model="kimi-for-coding", built=built, include_usage=True)
+    stream = SimpleNamespace(accumulator=StreamAccumulator(), protocol="openai", trace_id="trace-1")
+    state = _StreamState(call, stream, v1=False)  # type: ignore[arg-type]
     raw = [
         {"id": "c1", "model": "kimi-for-coding",
          "choices": [{"index": 0, "delta": {"reasoning_content": "r"}}]},
@@ -423,8 +427,8 @@ def test_top_level_usage_chunk_and_cached_tokens_spelling() -> None:
             "prompt_tokens_details": {"cached_tokens": 256},
             "completion_tokens_details": {"reasoning_tokens": 5}}},
     ]
-    chunks = [c.message for d in raw for c in state.chunks(state.accumulator.feed(d))]
-    last = state.final("trace-1").message
+    chunks = [c.message for d in raw for c in state.chunks(stream.accumulator.feed(d))]
+    last = state.final().message
     assert [c.usage_metadata for c in chunks] == [None, None]
     assert last.usage_metadata == {
         "input_tokens": 300, "output_tokens": 20, "total_tokens": 320,

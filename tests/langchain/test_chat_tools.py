@@ -189,13 +189,16 @@ def test_structured_output_relaxed_without_tool_call_raises(model_kwargs: dict) 
     responder = ScriptedResponder([Turn(reasoning="hmm", content="I'd rather chat.")])
     with Emulator(api_keys=[API_KEY], responder=responder) as emu:
         llm = ChatKimiCoder(base_url=emu.base_url, api_key=API_KEY, model="kimi-k2-thinking")
-        structured = llm.with_structured_output(Person)
+        with pytest.warns(UserWarning, match="method='json_schema' keeps thinking on"):
+            structured = llm.with_structured_output(Person, method="function_calling")
         with pytest.warns(UserWarning, match="relaxed"), pytest.raises(
             OutputParserException, match="relaxed to 'auto'"
         ):
             structured.invoke("who?")
         with pytest.warns(UserWarning):
-            out = llm.with_structured_output(Person, include_raw=True).invoke("who?")
+            out = llm.with_structured_output(
+                Person, method="function_calling", include_raw=True
+            ).invoke("who?")
         assert out["parsed"] is None and isinstance(out["parsing_error"], OutputParserException)
 
 

@@ -109,13 +109,24 @@ def test_interactive_error_keeps_the_conversation_going(
 
 def test_user_agent_gate_403_is_explained_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     with Emulator(api_keys=[KEY], ua_gate=r"^KimiCLI/") as emu:
-        rc = main(_chat(emu, "hello"))
+        rc = main(_chat(emu, "--protocol", "openai", "hello"))  # pinned: never switches
     captured = capsys.readouterr()
     assert rc == 1
     assert "403" in captured.err
     assert "User-Agent" in captured.err
     assert "code@moonshot.ai" in captured.err  # says what to do next
     assert "answer:" not in captured.out
+
+
+def test_gate_on_the_default_protocol_gets_through_on_messages(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with Emulator(api_keys=[KEY], ua_gate="real") as emu:
+        rc = main(_chat(emu, "hello"))
+        assert emu.counts["ua_rejected"] == 1 and emu.counts["messages"] == 1
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "hello" in captured.out
 
 
 def test_missing_credentials_says_how_to_log_in(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:

@@ -153,3 +153,24 @@ class TestChatKimiCoderThinkingIntegration(_EmulatorSuite):
         # Kimi rejects a forced tool_choice while thinking; without it the standard tool tests
         # let the model choose, so reasoning precedes each tool call.
         return False
+
+
+class TestChatKimiCoderAnthropicIntegration(_EmulatorSuite):
+    """The same suite over the Anthropic Messages route (``/messages``)."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {**_emulator_params(), "protocol": "anthropic"}
+
+
+class TestChatKimiCoderAnthropicThinkingIntegration(_EmulatorSuite):
+    """Messages route with thinking=True: signed thinking blocks precede every tool call and are
+    replayed byte for byte (the emulator rejects an altered or missing one)."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {**_emulator_params(), "thinking": True, "protocol": "anthropic"}
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return False

@@ -536,11 +536,13 @@ def test_stream_cut_short_is_stream_interrupted(llm: KimiCoderLLM, emulator: Emu
 
 def test_user_agent_gate_is_explained(api_key: str) -> None:
     with Emulator(api_keys=[api_key], ua_gate=r"^SomeAgent/") as emu:
-        llm = KimiCoderLLM(api_key=api_key, base_url=emu.base_url)
+        llm = KimiCoderLLM(api_key=api_key, base_url=emu.base_url, protocol="openai")
         with pytest.raises(errors.UserAgentRejectedError) as info:
             llm.chat(user("hi"))
         assert "user_agent" in str(info.value)
-        ok = KimiCoderLLM(api_key=api_key, base_url=emu.base_url, user_agent="SomeAgent/1.0")
+        ok = KimiCoderLLM(
+            api_key=api_key, base_url=emu.base_url, user_agent="SomeAgent/1.0", protocol="openai"
+        )
         assert ok.chat(user("hi")).message.content
         assert emu.requests[-1].headers["user-agent"] == "SomeAgent/1.0"
 

@@ -26,6 +26,30 @@ from llama_index_kimi_coder.llm import (
 )
 
 
+class _Feed:
+    """What `_StreamBuilder` reads from the core's delta stream, fed by hand (OpenAI route)."""
+
+    protocol = "openai"
+
+    def __init__(self) -> None:
+        from kimi_coder_auth.wire import StreamAccumulator
+
+        self.accumulator = StreamAccumulator()
+        self.last_event = None
+
+    def __call__(self, chunk):  # type: ignore[no-untyped-def]
+        self.last_event = chunk
+        return self.accumulator.feed(chunk)
+
+
+def _builder():  # type: ignore[no-untyped-def]
+    feed = _Feed()
+    builder = _StreamBuilder(feed)  # type: ignore[arg-type]
+    step = builder.step
+    builder_step = lambda chunk: step(feed(chunk))  # noqa: E731
+    return builder, builder_step
+
+
 def _same(fast: Any, validated: Any) -> None:
     assert type(fast) is type(validated)
     assert fast == validated
@@ -69,11 +93,11 @@ def test_message_and_response_match_validated() -> None:
 
 
 def test_stream_builder_output_equals_validated_objects() -> None:
-    builder = _StreamBuilder()
+    _builder_obj, step = _builder()
     chunk = {"id": "a", "choices": [{"index": 0, "delta": {"reasoning_content": "r"}}]}
-    first = builder.step(chunk)
+    first = step(chunk)
     chunk2 = {"id": "a", "choices": [{"index": 0, "delta": {"content": "hi"}}]}
-    second = builder.step(chunk2)
+    second = step(chunk2)
     assert first is not None and second is not None
     _same(
         second,

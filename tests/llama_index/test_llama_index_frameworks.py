@@ -200,6 +200,21 @@ def test_structured_predict_with_thinking_on(llm: KimiCoderLLM, chat_bodies: Any
     person = llm.structured_predict(Person, prompt, text="'Alan' is 41 years old")
     assert isinstance(person, Person) and person.age == 41 and person.name == "Alan"
     body = chat_bodies()[-1]
+    # native json_schema keeps thinking on; nothing is forced
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["name"] == "Person"
+    assert body["thinking"] == {"type": "enabled"}
+    assert "tool_choice" not in body and "tools" not in body
+
+
+def test_structured_predict_function_mode_is_kept(make_llm: Any, chat_bodies: Any) -> None:
+    from llama_index.core.types import PydanticProgramMode
+
+    llm = make_llm(thinking=True, pydantic_program_mode=PydanticProgramMode.FUNCTION)
+    prompt = PromptTemplate("Extract the person: {text}")
+    person = llm.structured_predict(Person, prompt, text="'Alan' is 41 years old")
+    assert person == Person(name="Alan", age=41)
+    body = chat_bodies()[-1]
     assert body["tool_choice"] in ("required", {"type": "function", "function": {"name": "Person"}})
     assert body["thinking"] == {"type": "disabled"}  # forced tool call with thinking: policy
 

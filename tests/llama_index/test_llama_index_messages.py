@@ -25,6 +25,30 @@ from llama_index_kimi_coder.messages import (
 )
 
 
+class _Feed:
+    """What `_StreamBuilder` reads from the core's delta stream, fed by hand (OpenAI route)."""
+
+    protocol = "openai"
+
+    def __init__(self) -> None:
+        from kimi_coder_auth.wire import StreamAccumulator
+
+        self.accumulator = StreamAccumulator()
+        self.last_event = None
+
+    def __call__(self, chunk):  # type: ignore[no-untyped-def]
+        self.last_event = chunk
+        return self.accumulator.feed(chunk)
+
+
+def _builder():  # type: ignore[no-untyped-def]
+    feed = _Feed()
+    builder = _StreamBuilder(feed)  # type: ignore[arg-type]
+    step = builder.step
+    builder_step = lambda chunk: step(feed(chunk))  # noqa: E731
+    return builder, builder_step
+
+
 def test_roles_and_text() -> None:
     wire = messages_to_wire(
         [
@@ -141,11 +165,11 @@ def _chunk(delta: dict, finish: str | None = None, usage: dict | None = None) ->
 
 
 def test_stream_builder_two_calls_in_one_chunk_and_usage_in_choice() -> None:
-    b = _StreamBuilder()
+    _b, step = _builder()
     out = [
-        b.step(_chunk({"role": "assistant"})),
-        b.step(_chunk({"reasoning_content": "hm"})),
-        b.step(
+        step(_chunk({"role": "assistant"})),
+        step(_chunk({"reasoning_content": "hm"})),
+        step(
             _chunk(
                 {
                     "tool_calls": [
@@ -155,8 +179,8 @@ def test_stream_builder_two_calls_in_one_chunk_and_usage_in_choice() -> None:
                 }
             )
         ),
-        b.step(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]})),
-        b.step(
+        step(_chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]})),
+        step(
             _chunk(
                 {}, "tool_calls", {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
             )
@@ -174,12 +198,12 @@ def test_stream_builder_two_calls_in_one_chunk_and_usage_in_choice() -> None:
 
 
 def test_stream_builder_reads_top_level_usage_chunk_and_always_yields() -> None:
-    b = _StreamBuilder()
-    assert b.step(_chunk({"content": "hi"})).delta == "hi"
-    tail = b.step({"id": "c", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+    b, step = _builder()
+    assert step(_chunk({"content": "hi"})).delta == "hi"
+    tail = step({"id": "c", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
     assert tail.additional_kwargs["total_tokens"] == 4 and tail.message.content == "hi"
     assert b.final() is None  # something was yielded already
-    empty = _StreamBuilder()
-    assert empty.step(_chunk({"role": "assistant"})) is None
+    empty, empty_step = _builder()
+    assert empty_step(_chunk({"role": "assistant"})) is None
     last = empty.final()
     assert last is not None and last.message.content == ""

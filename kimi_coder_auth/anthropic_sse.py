@@ -1,0 +1,136 @@
+"""The Anthropic Messages event stream: bytes in any split -> event dicts until ``message_stop``.
+
+Built on the same incremental `sse.SSEDecoder` as the OpenAI route. Each event block is
+``event: <name>`` + ``data: <json>`` (Kimi writes both without the space after the colon; both
+forms are accepted). ``ping`` events are skipped, an ``error`` event (or an OpenAI-style
+``{"error": ...}`` payload) raises `StreamError`, and bytes ending before ``message_stop`` raise
+`StreamInterruptedError`: a cut stream never looks like a finished answer.
+
+Hot path: one block split, one ``json.loads`` per event, plain dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any
+
+from ._redact import redact
+from .errors import StreamError, StreamInterruptedError
+from .sse import SSEDecoder, _error_from_payload, _loads, _parse_block
+
+__all__ = ["aiter_message_events", "iter_message_events"]
+
+_STOP = "message_stop"
+
+
+def _interrupted(trace_id: str | None, request_id: str | None) -> StreamInterruptedError:
+    where = f" (x-trace-id: {trace_id})" if trace_id else ""
+    exc = StreamInterruptedError(
+        f"The connection closed before the stream finished (no message_stop){where}; "
+        "the answer is incomplete."
+    )
+    exc.trace_id = trace_id  # type: ignore[attr-defined]
+    exc.request_id = request_id  # type: ignore[attr-defined]
+    return exc
+
+
+def _not_json(data: bytes, trace_id: str | None, request_id: str | None) -> StreamError:
+    preview = redact(data[:200].decode("utf-8", "replace"))
+    return StreamError(
+        f"The stream carried an event that is not a JSON object: {preview!r}",
+        trace_id=trace_id,
+        request_id=request_id,
+        hint="The partial answer was discarded; retry the request.",
+    )
+
+
+def _decode(block: bytes, trace_id: str | None, request_id: str | None) -> dict[str, Any] | None:
+    """One event block -> its event dict (None for pings, comments and empty blocks)."""
+    name: str | None = None
+    if block[:6] == b"event:":
+        nl = block.find(b"\n")
+        if nl > 0 and block[nl + 1 : nl + 6] == b"data:" and block.find(b"\n", nl + 1) < 0:
+            data = block[nl + 6 :]  # the hot path: exactly one event line and one data line
+            if data[:1] == b" ":
+                data = data[1:]
+            value = block[6:nl]
+            name = (value[1:] if value[:1] == b" " else value).decode("utf-8", "replace")
+        else:
+            data = None  # type: ignore[assignment]
+    elif block[:5] == b"data:" and b"\n" not in block:
+        data = block[5:]
+        if data[:1] == b" ":
+            data = data[1:]
+    else:
+        data = None  # type: ignore[assignment]
+    if data is None:
+        event = _parse_block(block)
+        if event is None:
+            return None
+        data, name = event.data, event.event
+    if name == "ping":
+        return None
+    try:
+        payload = _loads(data)
+    except ValueError:
+        if name == "error":
+            raise _error_from_payload(None, trace_id=trace_id, request_id=request_id, raw=data) from None
+        raise _not_json(data, trace_id, request_id) from None
+    if type(payload) is not dict:
+        raise _not_json(data, trace_id, request_id)
+    kind = payload.get("type")
+    if name == "error" or kind == "error" or (kind is None and payload.get("error")):
+        raise _error_from_payload(payload, trace_id=trace_id, request_id=request_id, raw=data)
+    if kind == "ping":
+        return None
+    if kind is None and name:
+        payload["type"] = name
+    return payload
+
+
+def iter_message_events(
+    byte_iter: Iterable[bytes], *, trace_id: str | None = None, request_id: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield Messages event dicts until ``message_stop`` (not yielded); raise on a cut stream."""
+    decoder = SSEDecoder()
+    feed = decoder.feed_blocks
+    for raw in byte_iter:
+        for block in feed(raw):
+            if not block:
+                continue
+            event = _decode(block, trace_id, request_id)
+            if event is not None:
+                if event["type"] == _STOP:
+                    return
+                yield event
+    for ev in decoder.flush():
+        event = _decode(b"event:" + (ev.event or "").encode() + b"\ndata:" + ev.data, trace_id, request_id)
+        if event is not None:
+            if event["type"] == _STOP:
+                return
+            yield event
+    raise _interrupted(trace_id, request_id)
+
+
+async def aiter_message_events(
+    byte_iter: AsyncIterable[bytes], *, trace_id: str | None = None, request_id: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """Async variant of `iter_message_events` (same errors, same stop)."""
+    decoder = SSEDecoder()
+    feed = decoder.feed_blocks
+    async for raw in byte_iter:
+        for block in feed(raw):
+            if not block:
+                continue
+            event = _decode(block, trace_id, request_id)
+            if event is not None:
+                if event["type"] == _STOP:
+                    return
+                yield event
+    for ev in decoder.flush():
+        event = _decode(b"event:" + (ev.event or "").encode() + b"\ndata:" + ev.data, trace_id, request_id)
+        if event is not None:
+            if event["type"] == _STOP:
+                return
+            yield event
+    raise _interrupted(trace_id, request_id)

@@ -1,0 +1,258 @@
+"""Anthropic-route decoding: ``message`` bodies and Messages stream events -> neutral deltas.
+
+:class:`MessagesAccumulator` folds the event dicts (``message_start``, ``content_block_*``,
+``message_delta``) into the same :class:`~kimi_coder_auth.neutral.StreamDelta` values and
+:class:`~kimi_coder_auth.neutral.Completion` the OpenAI route produces, so adapters never know
+which route answered. Plain dicts only; per-event work is O(event).
+
+Kimi's deviations handled: ``input_tokens: -1`` on a full cache hit (treated as 0), usage in
+both ``message_start`` and ``message_delta`` (later values win), thinking with or without a
+signature, and a duplicate ``content_block_stop`` for an already closed block.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..neutral import Completion, StreamDelta, ToolCall, ToolCallDelta, Usage
+
+__all__ = ["STOP_REASONS", "MessagesAccumulator", "parse_message", "usage_from_anthropic"]
+
+#: Anthropic stop reasons -> the neutral (OpenAI-style) finish reasons both adapters map.
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return max(0, int(value))  # Kimi sends input_tokens: -1 when the whole prompt was cached
+
+
+def usage_from_anthropic(u: Mapping[str, Any]) -> Usage:
+    """Anthropic usage (``input_tokens`` uncached) -> neutral usage (input includes the cache)."""
+    uncached = _int(u.get("input_tokens"))
+    read = u.get("cache_read_input_tokens")
+    created = u.get("cache_creation_input_tokens")
+    output = _int(u.get("output_tokens"))
+    total_in = uncached + _int(read) + _int(created)
+    return Usage(
+        input_tokens=total_in,
+        output_tokens=output,
+        total_tokens=total_in + output,
+        cache_read=_int(read) if read is not None else None,
+        raw=dict(u),
+        cache_creation=_int(created) if created is not None else None,
+    )
+
+
+def finish_reason(stop_reason: Any) -> str | None:
+    """The neutral finish reason for an Anthropic ``stop_reason`` (unknown ones verbatim)."""
+    if stop_reason is None:
+        return None
+    return STOP_REASONS.get(stop_reason, str(stop_reason))
+
+
+class _Block:
+    __slots__ = ("call", "closed", "kind", "parts", "signature", "source")
+
+    def __init__(self, kind: str, source: dict[str, Any]) -> None:
+        self.kind = kind
+        self.source = source
+        self.parts: list[str] = []
+        self.signature: list[str] | None = None
+        self.closed = False
+        self.call = -1  # neutral tool-call index for tool_use blocks
+
+
+class MessagesAccumulator:
+    """Folds Messages stream events into neutral deltas and one :class:`Completion`."""
+
+    __slots__ = ("_blocks", "_calls", "_usage_raw", "finish_reason", "id", "model", "stop_reason",
+                 "usage")
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, _Block] = {}
+        self._calls = 0
+        self._usage_raw: dict[str, Any] = {}
+        self.id: str | None = None
+        self.model: str | None = None
+        self.finish_reason: str | None = None
+        self.stop_reason: str | None = None
+        self.usage: Usage | None = None
+
+    def _merge_usage(self, u: Any, out: StreamDelta) -> None:
+        if isinstance(u, Mapping) and u:
+            self._usage_raw.update({k: v for k, v in u.items() if v is not None})
+            self.usage = out.usage = usage_from_anthropic(self._usage_raw)
+
+    def feed(self, event: Mapping[str, Any]) -> StreamDelta:
+        """Apply one event dict; return what it added."""
+        out = StreamDelta()
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            block = self._blocks.get(event.get("index"))  # type: ignore[arg-type]
+            delta = event.get("delta") or {}
+            dkind = delta.get("type")
+            if block is None:
+                return out
+            if dkind == "text_delta":
+                text = delta.get("text") or ""
+                block.parts.append(text)
+                out.content = text
+            elif dkind == "thinking_delta":
+                text = delta.get("thinking") or ""
+                block.parts.append(text)
+                out.reasoning = text
+            elif dkind == "input_json_delta":
+                frag = delta.get("partial_json") or ""
+                if frag:
+                    block.parts.append(frag)
+                    out.tool_calls = [ToolCallDelta(block.call, None, None, frag)]
+            elif dkind == "signature_delta":
+                sig = delta.get("signature") or ""
+                if block.signature is None:
+                    block.signature = []
+                block.signature.append(sig)
+                out.signature = sig
+            return out
+        if kind == "content_block_start":
+            self._start(event, out)
+        elif kind == "content_block_stop":
+            block = self._blocks.get(event.get("index"))  # type: ignore[arg-type]
+            if block is not None:
+                sig = event.get("signature")  # seen on Kimi's (duplicate) stop of a thinking block
+                if isinstance(sig, str) and sig and block.kind == "thinking" and not block.signature:
+                    block.signature = [sig]
+                    out.signature = sig
+                block.closed = True  # a second stop for a closed index is tolerated
+        elif kind == "message_start":
+            msg = event.get("message") or {}
+            self.id = out.id = msg.get("id") or self.id
+            self.model = out.model = msg.get("model") or self.model
+            self._merge_usage(msg.get("usage"), out)
+        elif kind == "message_delta":
+            delta = event.get("delta") or {}
+            stop = delta.get("stop_reason")
+            if stop is not None:
+                self.stop_reason = stop
+                self.finish_reason = out.finish_reason = finish_reason(stop)
+            self._merge_usage(event.get("usage"), out)
+        return out
+
+    def _start(self, event: Mapping[str, Any], out: StreamDelta) -> None:
+        index = event.get("index")
+        cb = event.get("content_block") or {}
+        kind = cb.get("type") or "text"
+        if not isinstance(index, int):
+            index = max(self._blocks, default=-1) + 1
+        block = _Block(kind, dict(cb))
+        self._blocks[index] = block
+        if kind == "text":
+            if cb.get("text"):
+                block.parts.append(cb["text"])
+                out.content = cb["text"]
+        elif kind == "thinking":
+            out.reasoning = cb.get("thinking") or ""
+            if out.reasoning:
+                block.parts.append(out.reasoning)
+            if cb.get("signature"):
+                block.signature = [cb["signature"]]
+                out.signature = cb["signature"]
+        elif kind == "tool_use":
+            block.call = self._calls
+            self._calls += 1
+            args = None
+            if isinstance(cb.get("input"), Mapping) and cb["input"]:
+                args = json.dumps(cb["input"], ensure_ascii=False)
+                block.parts.append(args)
+            out.tool_calls = [ToolCallDelta(block.call, cb.get("id"), cb.get("name"), args)]
+
+    @property
+    def reasoning(self) -> str | None:
+        """Thinking text so far (None when the answer had no thinking block)."""
+        parts = [p for b in self._blocks.values() if b.kind == "thinking" for p in b.parts]
+        if not parts and not any(b.kind == "thinking" for b in self._blocks.values()):
+            return None
+        return "".join(parts)
+
+    @property
+    def content(self) -> str:
+        """Visible text so far."""
+        return "".join(p for b in self._blocks.values() if b.kind == "text" for p in b.parts)
+
+    def thinking_blocks(self) -> list[dict[str, Any]]:
+        """The thinking blocks as they must be replayed (signature only when one arrived)."""
+        out: list[dict[str, Any]] = []
+        for i in sorted(self._blocks):
+            b = self._blocks[i]
+            if b.kind == "thinking":
+                block: dict[str, Any] = {"type": "thinking", "thinking": "".join(b.parts)}
+                if b.signature is not None:
+                    block["signature"] = "".join(b.signature)
+                out.append(block)
+            elif b.kind == "redacted_thinking":
+                out.append(dict(b.source))
+        return out
+
+    def synthesized_ids(self) -> dict[int, str]:
+        """``index -> id`` of tool calls the stream gave no id (Kimi's native id shape)."""
+        return {
+            b.call: f"functions.{b.source.get('name') or ''}:{b.call}"
+            for b in self._blocks.values()
+            if b.kind == "tool_use" and not b.source.get("id")
+        }
+
+    def tool_calls(self) -> list[ToolCall]:
+        """Tool calls so far, in order."""
+        out: list[ToolCall] = []
+        for i in sorted(self._blocks):
+            b = self._blocks[i]
+            if b.kind == "tool_use":
+                name = b.source.get("name") or ""
+                call_id = b.source.get("id") or f"functions.{name}:{b.call}"
+                out.append(ToolCall(call_id, name, "".join(b.parts)))
+        return out
+
+    def result(self) -> Completion:
+        """The accumulated turn; may be called more than once."""
+        blocks = self.thinking_blocks()
+        return Completion(
+            id=self.id,
+            model=self.model,
+            content=self.content,
+            reasoning_content=self.reasoning,
+            tool_calls=self.tool_calls(),
+            finish_reason=self.finish_reason,
+            usage=self.usage,
+            thinking_blocks=blocks or None,
+            protocol="anthropic",
+        )
+
+
+def parse_message(data: Mapping[str, Any]) -> Completion:
+    """Parse a non-streaming ``{"type": "message", ...}`` body."""
+    acc = MessagesAccumulator()
+    acc.feed({"type": "message_start", "message": {**data, "content": []}})
+    for i, block in enumerate(data.get("content") or []):
+        if not isinstance(block, Mapping):
+            continue
+        start = dict(block)
+        if start.get("type") == "tool_use":
+            acc.feed({"type": "content_block_start", "index": i, "content_block": start})
+            b = acc._blocks[i]
+            if not b.parts:
+                b.parts.append(json.dumps(block.get("input") or {}, ensure_ascii=False))
+        else:
+            acc.feed({"type": "content_block_start", "index": i, "content_block": start})
+    acc.feed({"type": "message_delta", "delta": {"stop_reason": data.get("stop_reason")}})
+    return acc.result()
