@@ -918,7 +918,7 @@ class _StreamState:
         trace_id = stream.trace_id
         if trace_id:
             meta["x_trace_id"] = trace_id
-        request_id = stream.request_id
+        request_id = getattr(stream, "request_id", None)
         if request_id:
             meta["x_request_id"] = request_id
         if call.built.tool_choice_relaxed:

@@ -262,7 +262,7 @@ class _StreamBuilder:
 
 def _ids(source: Any) -> dict[str, str]:
     """``x_trace_id`` / ``x_request_id`` of an answer, for ``raw`` (only the ones it has)."""
-    ids = {"x_trace_id": source.trace_id, "x_request_id": source.request_id}
+    ids = {"x_trace_id": getattr(source, "trace_id", None), "x_request_id": getattr(source, "request_id", None)}
     return {k: v for k, v in ids.items() if v}
 
 
