@@ -7,6 +7,8 @@ closes. The last user message selects the stream: `bench:content:N` (N deltas, t
 `reasoning_content`, the rest `content`) or `bench:tool:N` (one tool call, N argument fragments).
 Framing mirrors the emulator and the real service: HTTP/1.1 keep-alive, chunked transfer, one
 frame per SSE event, usage in `choices[0].usage` of the last chunk, then `data: [DONE]`.
+`POST .../messages` serves the Anthropic Messages event stream of the same N deltas (thinking
+then text, `event:`/`data:` without the space after the colon, as Kimi writes them).
 """
 
 from __future__ import annotations
@@ -65,6 +67,39 @@ def tool_events(n: int) -> list[bytes]:
     return [*(_event(_chunk(d)) for d in deltas), _event(_chunk({}, "tool_calls", usage))]
 
 
+def _mevent(obj: dict[str, Any]) -> bytes:
+    """One Messages event as Kimi writes it: ``event:``/``data:`` without the space."""
+    return (b"event:" + obj["type"].encode() + b"\ndata:"
+            + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n")
+
+
+def message_events(n: int) -> list[bytes]:
+    """The Anthropic Messages stream with N deltas: the first quarter thinking, the rest text."""
+    n_reason = n // 4
+    usage = {"input_tokens": 12, "cache_read_input_tokens": 0, "output_tokens": 0}
+    out = [_mevent({"type": "message_start", "message": {
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": MODEL, "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": usage}})]
+    index = 0
+    if n_reason:
+        out.append(_mevent({"type": "content_block_start", "index": 0,
+                            "content_block": {"type": "thinking", "thinking": "", "signature": ""}}))
+        out += [_mevent({"type": "content_block_delta", "index": 0,
+                         "delta": {"type": "thinking_delta", "thinking": f"r{i} "}}) for i in range(n_reason)]
+        out.append(_mevent({"type": "content_block_delta", "index": 0,
+                            "delta": {"type": "signature_delta", "signature": "c2lnbmF0dXJl"}}))
+        out.append(_mevent({"type": "content_block_stop", "index": 0}))
+        index = 1
+    out.append(_mevent({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}))
+    out += [_mevent({"type": "content_block_delta", "index": index,
+                     "delta": {"type": "text_delta", "text": f"w{i} "}}) for i in range(n - n_reason)]
+    out.append(_mevent({"type": "content_block_stop", "index": index}))
+    out.append(_mevent({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                        "usage": {"output_tokens": n}}))
+    out.append(_mevent({"type": "message_stop"}))
+    return out
+
+
 FRAMING = "chunked"  # or "length": the whole stream as one Content-Length body
 
 
@@ -74,6 +109,15 @@ def stream_body(kind: str, n: int) -> bytes:
     frame per event, or (framing "length") the plain event bytes."""
     events = content_events(n) if kind == "content" else tool_events(n)
     events = [b": keep-alive\n\n", *events, b"data: [DONE]\n\n"]
+    if FRAMING == "length":
+        return b"".join(events)
+    return b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
+
+
+@functools.lru_cache(maxsize=64)
+def messages_body(n: int) -> bytes:
+    """A whole Messages event stream (framed like `stream_body`)."""
+    events = message_events(n)
     if FRAMING == "length":
         return b"".join(events)
     return b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
@@ -119,7 +163,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         m = _SELECT.search(raw)
         kind, n = (m.group(1).decode(), int(m.group(2))) if m else ("content", 8)
-        if b'"stream":true' in raw.replace(b" ", b""):
+        if self.path.rstrip("/").endswith("/messages"):  # the Anthropic route (streams only)
+            self._send(200, messages_body(n), "text/event-stream; charset=utf-8",
+                       chunked=FRAMING == "chunked")
+        elif b'"stream":true' in raw.replace(b" ", b""):
             self._send(200, stream_body(kind, n), "text/event-stream; charset=utf-8",
                        chunked=FRAMING == "chunked")
         else:

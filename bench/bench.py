@@ -205,6 +205,74 @@ class Raw:
         return n
 
 
+class RawMessages(Raw):
+    """The Anthropic-route baseline: httpx + json.loads over the same Messages event stream."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self.url = base_url + "/messages"
+        self.headers = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01",
+                        "Content-Type": "application/json"}
+
+    def _body(self, text: str) -> bytes:
+        return json.dumps({"model": MODEL, "max_tokens": 32768, "stream": True,
+                           "messages": [{"role": "user", "content": text}]}).encode()
+
+    def stream(self, text: str) -> int:
+        loads = json.loads
+        n = 0
+        with self.client.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
+            r.raise_for_status()
+            lines = r.iter_lines()
+            for line in lines:
+                if line.startswith("data:"):
+                    obj = loads(line[5:])
+                    kind = obj["type"]
+                    if kind == "message_stop":
+                        for _ in lines:  # read to the end, so the connection is reused
+                            pass
+                        break
+                    if kind == "content_block_delta" and obj["delta"]["type"] in ("text_delta", "thinking_delta"):
+                        n += 1
+        return n
+
+    def ttft(self, text: str) -> float:
+        loads = json.loads
+        t0 = perf()
+        dt = -1.0
+        with self.client.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
+            lines = r.iter_lines()
+            for line in lines:
+                if line.startswith("data:"):
+                    obj = loads(line[5:])
+                    if obj["type"] == "content_block_delta" and obj["delta"]["type"] in ("text_delta", "thinking_delta"):
+                        dt = perf() - t0
+                        break
+            for _ in lines:
+                pass
+        return dt
+
+    async def astream(self, text: str) -> int:
+        if self.aclient is None:
+            self.aclient = self._new_aclient()
+        loads = json.loads
+        n = 0
+        async with self.aclient.stream("POST", self.url, content=self._body(text), headers=self.headers) as r:
+            r.raise_for_status()
+            lines = r.aiter_lines()
+            async for line in lines:
+                if line.startswith("data:"):
+                    obj = loads(line[5:])
+                    kind = obj["type"]
+                    if kind == "message_stop":
+                        async for _ in lines:
+                            pass
+                        break
+                    if kind == "content_block_delta" and obj["delta"]["type"] in ("text_delta", "thinking_delta"):
+                        n += 1
+        return n
+
+
 class RawReconnecting(Raw):
     """The async baseline as first published: it stops reading at ``[DONE]``, so httpx closes
     the connection and every request opens a new one (its pool limits do not matter then). On
@@ -321,6 +389,14 @@ def make_ours_lc(base_url: str) -> LC:
     return LC(ChatKimiCoder(model=MODEL, base_url=base_url, api_key=API_KEY, max_retries=0, timeout=60))
 
 
+def make_ours_lc_messages(base_url: str) -> LC:
+    """ChatKimiCoder pinned to the Anthropic Messages route."""
+    from langchain_kimi_coder import ChatKimiCoder
+
+    return LC(ChatKimiCoder(model=MODEL, base_url=base_url, api_key=API_KEY, max_retries=0, timeout=60,
+                            protocol="anthropic"))
+
+
 def make_ours_lc_streaming(base_url: str) -> LC | None:
     """ChatKimiCoder with `streaming=True`, so invoke() streams (None when unsupported)."""
     from langchain_kimi_coder import ChatKimiCoder
@@ -385,6 +461,14 @@ def make_ours_li(base_url: str) -> LI:
     from llama_index_kimi_coder import KimiCoderLLM
 
     return LI(KimiCoderLLM(model=MODEL, base_url=base_url, api_key=API_KEY, max_retries=0, timeout=60))
+
+
+def make_ours_li_messages(base_url: str) -> LI:
+    """KimiCoderLLM pinned to the Anthropic Messages route."""
+    from llama_index_kimi_coder import KimiCoderLLM
+
+    return LI(KimiCoderLLM(model=MODEL, base_url=base_url, api_key=API_KEY, max_retries=0, timeout=60,
+                           protocol="anthropic"))
 
 
 def make_openailike(base_url: str) -> LI:
@@ -563,7 +647,8 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
             return timed(lambda: loop.run_until_complete(go()))
 
         def stream_rows(ours: Any, ref: Any, ref_name: str, ref_claim: str, sync_label: str,
-                        async_label: str, *, ttft: bool, floor: Any = None) -> None:
+                        async_label: str, *, ttft: bool, floor: Any = None, raw: Any = raw,
+                        reconnecting: bool = True) -> None:
             floor_name = "LangChain floor"
             fns = {"raw": timed(lambda: _check(raw.stream(big), n, "raw"))}
             if ours:
@@ -602,7 +687,9 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
                                     note=f"(floor - raw {(fl - r) * 1e3:+.3f} ms"
                                          + ("" if o is None else f"; ours - floor {(o - fl) * 1e3:+.3f} ms") + ")"))
             recon = "raw, reconnecting"
-            fns = {"raw": conc_of(raw, "raw async"), recon: conc_of(raw_reconnecting, recon)}
+            fns = {"raw": conc_of(raw, "raw async")}
+            if reconnecting:
+                fns[recon] = conc_of(raw_reconnecting, recon)
             if ours:
                 fns[async_label] = conc_of(ours, async_label)
             if ref:
@@ -660,9 +747,22 @@ def run(sizes: Sizes, *, profile: bool = False, llama: bool = True, langchain: b
             stream_rows(ours_li, ref_li, "OpenAILike", "33x", "KimiCoderLLM.stream_chat",
                         "KimiCoderLLM.astream_chat", ttft=False)
 
+        # ---------------- the Anthropic Messages route (same targets, its own raw baseline)
+        raw_messages = RawMessages(base_url)
+        if langchain:
+            ours_lcm = _try("ChatKimiCoder(protocol='anthropic')", lambda: make_ours_lc_messages(base_url), errors)
+            stream_rows(ours_lcm, None, "n/a", "-", "Messages route: ChatKimiCoder.stream",
+                        "Messages route: ChatKimiCoder.astream", ttft=True, raw=raw_messages,
+                        reconnecting=False)
+        if llama:
+            ours_lim = _try("KimiCoderLLM(protocol='anthropic')", lambda: make_ours_li_messages(base_url), errors)
+            stream_rows(ours_lim, None, "n/a", "-", "Messages route: KimiCoderLLM.stream_chat",
+                        "Messages route: KimiCoderLLM.astream_chat", ttft=False, raw=raw_messages,
+                        reconnecting=False)
+
         if profile:
             prof_text = profile_ours(base_url, n, errors, langchain=langchain, llama=llama)
-        for r in (raw, raw_reconnecting):
+        for r in (raw, raw_reconnecting, raw_messages):
             if r.aclient is not None:
                 loop.run_until_complete(r.aclient.aclose())
         loop.run_until_complete(loop.shutdown_asyncgens())

@@ -6,6 +6,10 @@ forms are accepted). ``ping`` events are skipped, an ``error`` event (or an Open
 ``{"error": ...}`` payload) raises `StreamError`, and bytes ending before ``message_stop`` raise
 `StreamInterruptedError`: a cut stream never looks like a finished answer.
 
+Kimi's ``/coding/v1`` has been reported to send consecutive events without the blank line
+between them (a public proxy's ADR-0056, "Normalize passthrough SSE event delimiters",
+2026-08-29): a new ``event:`` line therefore also ends the event before it (`_delimit`).
+
 Hot path: one block split, one ``json.loads`` per event, plain dicts.
 """
 
@@ -21,6 +25,43 @@ from .sse import SSEDecoder, _error_from_payload, _loads, _parse_block
 __all__ = ["aiter_message_events", "iter_message_events"]
 
 _STOP = "message_stop"
+_NEXT = b"\nevent:"
+_NEXT_DELIMITED = b"\n\nevent:"
+
+
+def _delimit(byte_iter: Iterable[bytes]) -> Iterator[bytes]:
+    """The byte stream with a blank line before every ``event:`` line that lacks one.
+
+    Works per network read, not per event: the last line break of each read is carried into the
+    next, so an ``event:`` line split across reads is still found. A stream that already has
+    blank lines gets an extra empty block there, which the readers skip.
+    """
+    carry = b""
+    for raw in byte_iter:
+        data = carry + raw if carry else raw
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        yield data[:cut].replace(_NEXT, _NEXT_DELIMITED)
+    if carry:
+        yield carry.replace(_NEXT, _NEXT_DELIMITED)
+
+
+async def _adelimit(byte_iter: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """Async `_delimit`."""
+    carry = b""
+    async for raw in byte_iter:
+        data = carry + raw if carry else raw
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        yield data[:cut].replace(_NEXT, _NEXT_DELIMITED)
+    if carry:
+        yield carry.replace(_NEXT, _NEXT_DELIMITED)
 
 
 def _interrupted(trace_id: str | None, request_id: str | None) -> StreamInterruptedError:
@@ -94,7 +135,7 @@ def iter_message_events(
     """Yield Messages event dicts until ``message_stop`` (not yielded); raise on a cut stream."""
     decoder = SSEDecoder()
     feed = decoder.feed_blocks
-    for raw in byte_iter:
+    for raw in _delimit(byte_iter):
         for block in feed(raw):
             if not block:
                 continue
@@ -118,7 +159,7 @@ async def aiter_message_events(
     """Async variant of `iter_message_events` (same errors, same stop)."""
     decoder = SSEDecoder()
     feed = decoder.feed_blocks
-    async for raw in byte_iter:
+    async for raw in _adelimit(byte_iter):
         for block in feed(raw):
             if not block:
                 continue

@@ -60,6 +60,8 @@ _LOCK = threading.Lock()
 def resolve_protocol(protocol: str | None) -> str:
     """The effective setting: the argument, then ``$KIMI_CODER_PROTOCOL``, then ``"auto"``."""
     value = protocol or os.environ.get(ENV_PROTOCOL) or "auto"
+    if value in PROTOCOLS:
+        return value
     value = value.strip().lower()
     if value not in PROTOCOLS:
         where = "protocol=" if protocol else f"{ENV_PROTOCOL}="
@@ -100,10 +102,14 @@ def _remember(transport: Transport, protocol: str) -> None:
 
 def _listed_protocol(transport: Transport, model: str) -> str | None:
     """``protocol`` of ``model``'s entry in an already loaded ``/models`` list (no request)."""
-    from .transport import _models_cache
+    global _MODELS_CACHE
+    cache = _MODELS_CACHE
+    if cache is None:  # imported lazily: importing an adapter must not import httpx
+        from .transport import _models_cache
 
+        cache = _MODELS_CACHE = _models_cache
     try:
-        per_url = _models_cache.get(getattr(transport, "credential", None))
+        per_url = cache.get(getattr(transport, "credential", None))
     except TypeError:
         return None
     hit = per_url.get(transport.base_url) if per_url else None
@@ -114,6 +120,9 @@ def _listed_protocol(transport: Transport, model: str) -> str | None:
             value = entry.get("protocol")
             return value if value in ("openai", "anthropic") else None
     return None
+
+
+_MODELS_CACHE: Any = None
 
 
 def _builder(protocol: str) -> Any:

@@ -277,8 +277,11 @@ def run_demo(*, thinking: bool = True, plain: bool = False, out: TextIO | None =
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     printer = StreamPrinter(out, color=use_color(out, plain=plain))
+    # ua_gate="real": like the real service, the OpenAI route admits only known coding agents'
+    # User-Agents and the Anthropic Messages route admits everyone. ChatKimiCoder keeps its own
+    # honest User-Agent and, refused once, moves to the Messages route (protocol="auto").
     with tempfile.TemporaryDirectory(prefix="kimi-coder-demo-") as tmp, Emulator(
-        api_keys=[DEMO_API_KEY], responder=DemoResponder(), record_requests=False
+        api_keys=[DEMO_API_KEY], responder=DemoResponder(), record_requests=False, ua_gate="real"
     ) as emu:
         root = make_workspace(Path(tmp))
         model = ChatKimiCoder(
@@ -288,6 +291,7 @@ def run_demo(*, thinking: bool = True, plain: bool = False, out: TextIO | None =
         agent = build_agent(model, make_tools(root))
         out.write(f"kimi-coder demo: ChatKimiCoder + LangGraph agent against the local emulator at {emu.base_url}\n")
         out.write(f"project folder: {root}\n")
+        out.write("gate: on (the OpenAI route admits only known coding agents, as the real service does)\n")
         out.write(f"task: {DEMO_TASK}\n\n")
         out.flush()
         try:
@@ -299,6 +303,11 @@ def run_demo(*, thinking: bool = True, plain: bool = False, out: TextIO | None =
             err.write(f"error: the demo failed: {type(exc).__name__}: {exc}\n"
                       "Please report this at https://github.com/kimi-coder/kimi-coder/issues\n")
             return 1
-    out.write(f"\ndone: {summary['tool_calls']} tool calls, thinking {'on' if thinking else 'off'}. "
+        rejected, messages = emu.counts["ua_rejected"], emu.counts["messages"]
+    ua = model._get_transport().user_agent
+    route = "Anthropic Messages (/messages)" if messages else "OpenAI (/chat/completions)"
+    out.write(f"\nroute: {route}; the gate refused User-Agent {ua!r} on /chat/completions "
+              f"{rejected} time(s), then every call went through with that same honest identity.\n")
+    out.write(f"done: {summary['tool_calls']} tool calls, thinking {'on' if thinking else 'off'}. "
               "Next: `kimi-coder login`, then `kimi-coder chat \"your question\"`.\n")
     return 0

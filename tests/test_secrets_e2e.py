@@ -798,6 +798,28 @@ def test_cli_real_subprocess_never_prints_secrets(emu: Emulator) -> None:
     Leaks(at, rt, key, *file_secrets()).check("subprocess output", proc.stdout + proc.stderr)
 
 
+def test_doctor_report_never_prints_tokens_or_device_ids(emu: Emulator) -> None:
+    """`kimi-coder doctor` (a report meant to be pasted publicly) with a real OAuth login that
+    must be refreshed, device-id files of both CLIs, DEBUG logging and the gate on."""
+    at, rt = plant_login(emu, expired=True)
+    emu.ua_gate = re.compile(r"^KimiCLI/")
+    device_ids = [make_canary("DEV"), make_canary("DEV")]
+    for home, device in zip(("KIMI_SHARE_DIR", "KIMI_CODE_HOME"), device_ids, strict=True):
+        Path(os.environ[home]).mkdir(parents=True, exist_ok=True)
+        (Path(os.environ[home]) / "device_id").write_text(device)
+    env = {**os.environ, "KIMI_CODE_BASE_URL": emu.base_url, "KIMI_CODE_OAUTH_HOST": emu.oauth_host}
+    script = (
+        "import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stderr);"
+        "from kimi_coder_auth.cli import main;"
+        "codes = [main(['doctor']), main(['doctor', '--json'])]; print('CODES', codes)"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert "CODES [0, 0]" in proc.stdout, proc.stdout + proc.stderr
+    assert "credential: kimi-c" in proc.stdout and "Anthropic /messages: admitted" in proc.stdout
+    assert emu.counts["refresh"] == 1
+    Leaks(at, rt, *device_ids, *file_secrets()).check("doctor output", proc.stdout + proc.stderr)
+
+
 # --------------------------------------------------------------------------- httpx / httpcore
 
 

@@ -6,6 +6,7 @@
 | models, usage | `cli/api_cmds.py` |
 | emulator | `cli/emulator_cmd.py` |
 | chat, demo | `cli/chat_cmds.py` (needs the `langchain` extra at run time) |
+| doctor | `cli/doctor_cmd.py` |
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..errors import KimiCoderError
 
 __all__ = ["build_parser", "main"]
 
-_GROUPS = ("auth_cmds", "api_cmds", "emulator_cmd", "chat_cmds")
+_GROUPS = ("auth_cmds", "api_cmds", "emulator_cmd", "chat_cmds", "doctor_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

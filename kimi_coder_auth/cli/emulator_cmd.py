@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument(
         "--ua-gate", metavar="REGEX", default=None,
-        help="only accept chat requests whose User-Agent matches REGEX (403 otherwise), like the real service",
+        help="only accept /chat/completions requests whose User-Agent matches REGEX (403 otherwise); "
+             "'real' = known coding agents only, like the real service. /messages admits everyone",
     )
     p.add_argument("--token-ttl", type=int, default=900, help="access-token lifetime in seconds (default 900)")
     p.add_argument(

@@ -7,18 +7,27 @@ which route answered. Plain dicts only; per-event work is O(event).
 
 Kimi's deviations handled: ``input_tokens: -1`` on a full cache hit (treated as 0), usage in
 both ``message_start`` and ``message_delta`` (later values win), thinking with or without a
-signature, and a duplicate ``content_block_stop`` for an already closed block.
+signature, a duplicate ``content_block_stop`` for an already closed block, and tool calls
+written as text (``<|tool_calls_section_begin|>...``, seen from Kimi with a non-``tool_use``
+stop): that section is withheld from the text and becomes tool calls when its block ends.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ..neutral import Completion, StreamDelta, ToolCall, ToolCallDelta, Usage
 
-__all__ = ["STOP_REASONS", "MessagesAccumulator", "parse_message", "usage_from_anthropic"]
+__all__ = [
+    "STOP_REASONS",
+    "MessagesAccumulator",
+    "parse_message",
+    "parse_tagged_tool_calls",
+    "usage_from_anthropic",
+]
 
 #: Anthropic stop reasons -> the neutral (OpenAI-style) finish reasons both adapters map.
 STOP_REASONS = {
@@ -62,8 +71,29 @@ def finish_reason(stop_reason: Any) -> str | None:
     return STOP_REASONS.get(stop_reason, str(stop_reason))
 
 
+_SECTION = "<|tool_calls_section_begin|>"
+_TAGGED = re.compile(
+    r"<\|tool_call_begin\|>\s*(?P<id>[^<]*?)\s*<\|tool_call_argument_begin\|>(?P<args>.*?)<\|tool_call_end\|>",
+    re.S,
+)
+
+
+def parse_tagged_tool_calls(text: str) -> list[tuple[str, str, str]] | None:
+    """Kimi's tool calls written as text (``<|tool_calls_section_begin|>...``), as
+    ``(id, name, arguments)``; None when the section holds no well-formed call."""
+    calls = []
+    for m in _TAGGED.finditer(text):
+        raw_id = m.group("id").strip()
+        name = raw_id.split(":", 1)[0]
+        name = name[len("functions."):] if name.startswith("functions.") else name
+        if not name:
+            return None
+        calls.append((raw_id if ":" in raw_id else f"functions.{name}:{len(calls)}", name, m.group("args").strip()))
+    return calls or None
+
+
 class _Block:
-    __slots__ = ("call", "closed", "kind", "parts", "signature", "source")
+    __slots__ = ("call", "closed", "held", "kind", "parts", "signature", "source", "tagged")
 
     def __init__(self, kind: str, source: dict[str, Any]) -> None:
         self.kind = kind
@@ -72,6 +102,8 @@ class _Block:
         self.signature: list[str] | None = None
         self.closed = False
         self.call = -1  # neutral tool-call index for tool_use blocks
+        self.held = ""  # text held back: it may be the start of a tool-call section marker
+        self.tagged: list[str] | None = None  # text of a tool-call section written as text
 
 
 class MessagesAccumulator:
@@ -107,7 +139,10 @@ class MessagesAccumulator:
                 return out
             if dkind == "text_delta":
                 text = delta.get("text") or ""
-                block.parts.append(text)
+                if block.held or block.tagged is not None or "<" in text:
+                    text = self._screen(block, text)
+                if text:
+                    block.parts.append(text)
                 out.content = text
             elif dkind == "thinking_delta":
                 text = delta.get("thinking") or ""
@@ -130,6 +165,8 @@ class MessagesAccumulator:
         elif kind == "content_block_stop":
             block = self._blocks.get(event.get("index"))  # type: ignore[arg-type]
             if block is not None:
+                if block.kind == "text" and not block.closed and (block.held or block.tagged is not None):
+                    self._flush_tagged(block, out)
                 sig = event.get("signature")  # seen on Kimi's (duplicate) stop of a thinking block
                 if isinstance(sig, str) and sig and block.kind == "thinking" and not block.signature:
                     block.signature = [sig]
@@ -143,11 +180,59 @@ class MessagesAccumulator:
         elif kind == "message_delta":
             delta = event.get("delta") or {}
             stop = delta.get("stop_reason")
+            for block in self._blocks.values():  # a text block the stream never closed
+                if block.kind == "text" and not block.closed and (block.held or block.tagged is not None):
+                    self._flush_tagged(block, out)
+                    block.closed = True
             if stop is not None:
                 self.stop_reason = stop
-                self.finish_reason = out.finish_reason = finish_reason(stop)
+                tagged = any(b.kind == "tool_use" and b.source.get("tagged") for b in self._blocks.values())
+                self.finish_reason = out.finish_reason = "tool_calls" if tagged else finish_reason(stop)
             self._merge_usage(event.get("usage"), out)
         return out
+
+    def _screen(self, block: _Block, text: str) -> str:
+        """The part of ``text`` to show now: a tool-call section written as text is withheld
+        (and turned into tool calls when its block ends); a possible marker start is held."""
+        if block.tagged is not None:
+            block.tagged.append(text)
+            return ""
+        text = block.held + text
+        block.held = ""
+        cut = text.find(_SECTION)
+        if cut >= 0:
+            block.tagged = [text[cut:]]
+            return text[:cut]
+        for n in range(min(len(_SECTION) - 1, len(text)), 0, -1):
+            if _SECTION.startswith(text[-n:]):
+                block.held = text[-n:]
+                return text[:-n]
+        return text
+
+    def _flush_tagged(self, block: _Block, out: StreamDelta) -> None:
+        """End of a text block: its withheld section becomes tool calls (or text, if malformed)."""
+        held, block.held = block.held, ""
+        section = "".join(block.tagged) if block.tagged is not None else ""
+        block.tagged = None
+        calls = parse_tagged_tool_calls(section) if section else None
+        if calls is None:
+            rest = held + section
+            if rest:
+                block.parts.append(rest)
+                out.content = (out.content or "") + rest
+            return
+        if held:
+            block.parts.append(held)
+            out.content = (out.content or "") + held
+        base = max(self._blocks, default=-1) + 1
+        for i, (call_id, name, args) in enumerate(calls):
+            b = _Block("tool_use", {"type": "tool_use", "id": call_id, "name": name, "tagged": True})
+            b.call = self._calls
+            self._calls += 1
+            b.parts.append(args)
+            b.closed = True
+            self._blocks[base + i] = b
+            out.tool_calls.append(ToolCallDelta(b.call, call_id, name, args))
 
     def _start(self, event: Mapping[str, Any], out: StreamDelta) -> None:
         index = event.get("index")
@@ -252,6 +337,12 @@ def parse_message(data: Mapping[str, Any]) -> Completion:
             b = acc._blocks[i]
             if not b.parts:
                 b.parts.append(json.dumps(block.get("input") or {}, ensure_ascii=False))
+        elif start.get("type") == "text":
+            text = start.pop("text", "") or ""
+            start["text"] = ""
+            acc.feed({"type": "content_block_start", "index": i, "content_block": start})
+            acc.feed({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": text}})
+            acc.feed({"type": "content_block_stop", "index": i})
         else:
             acc.feed({"type": "content_block_start", "index": i, "content_block": start})
     acc.feed({"type": "message_delta", "delta": {"stop_reason": data.get("stop_reason")}})

@@ -15,11 +15,12 @@ import time
 from json.encoder import encode_basestring as quote
 from typing import TYPE_CHECKING, Any
 
+from .answers import _Answer, _pieces, _split_args
 from .anthropic_validation import MessagesRejected, sign_thinking, to_openai_body, validate_messages
 from .responders import Turn
 
 if TYPE_CHECKING:
-    from .server import Emulator, Fault, _Answer, _Handler
+    from .server import Emulator, Fault, _Handler
 
 __all__ = ["handle_messages", "message_body", "message_events"]
 
@@ -84,7 +85,6 @@ def _ev(name: str, payload: bytes) -> bytes:
 
 def message_events(answer: _Answer, key: bytes, chunk_chars: int = 12) -> list[bytes]:
     """The event stream for ``answer`` (``message_start`` ... ``message_stop``)."""
-    from .server import _pieces, _split_args
 
     usage = _usage(answer)
     start = {"type": "message_start", "message": {
@@ -152,7 +152,7 @@ def _apply_fault(emu: Emulator, h: _Handler, fault: Fault | None, trace_id: str)
 def handle_messages(emu: Emulator, h: _Handler, headers: dict[str, str], body: Any, raw: bytes,
                     trace_id: str) -> None:
     """Answer one ``POST /coding/v1/messages``."""
-    from .server import _Answer, _Disconnected
+    from .server import _Disconnected
 
     emu._count("messages")
     fault = emu._take_fault("messages")

@@ -168,3 +168,35 @@ def test_unsigned_thinking_and_stop_reasons() -> None:
     assert done.usage.cache_read is None and done.usage.input_tokens == 5
     for reason, neutral in (("end_turn", "stop"), ("stop_sequence", "stop"), ("refusal", "content_filter")):
         assert parse_message({**msg, "stop_reason": reason}).finish_reason == neutral
+
+
+TAGGED = ("<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>"
+          '{"city": "Paris"}<|tool_call_end|><|tool_calls_section_end|>')
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 1000])
+def test_tool_calls_written_as_text_become_tool_calls(size: int) -> None:
+    text = "Let me check. " + TAGGED
+    pieces = [text[i:i + size] for i in range(0, len(text), size)]
+    acc = MessagesAccumulator()
+    acc.feed({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    shown = []
+    calls = []
+    for p in pieces:
+        d = acc.feed({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
+        shown.append(d.content or "")
+    d = acc.feed({"type": "content_block_stop", "index": 0})
+    calls += d.tool_calls
+    acc.feed({"type": "message_delta", "delta": {"stop_reason": "end_turn"}})
+    assert "".join(shown) == "Let me check. " and "<|" not in "".join(shown)
+    assert [(c.id, c.name, c.arguments) for c in calls] == [("functions.get_weather:0", "get_weather", '{"city": "Paris"}')]
+    done = acc.result()
+    assert done.content == "Let me check. " and done.finish_reason == "tool_calls"
+    body = parse_message({"content": [{"type": "text", "text": text}], "stop_reason": "end_turn"})
+    assert body.content == "Let me check. " and body.tool_calls[0].name == "get_weather"
+
+
+def test_text_that_only_looks_like_a_marker_is_kept() -> None:
+    for text in ("a < b and <|tool_calls_section_begin|> broken", "ends with <|tool_calls_sec"):
+        done = parse_message({"content": [{"type": "text", "text": text}], "stop_reason": "end_turn"})
+        assert done.content == text and not done.tool_calls and done.finish_reason == "stop"

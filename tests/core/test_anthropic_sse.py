@@ -90,3 +90,26 @@ def test_sdk_parses_the_same_bytes() -> None:
     decoded = [json.loads(sse.data) for sse in SSEDecoder().iter_bytes(iter([_stream(space=False)]))
                if sse.event not in ("ping",)]
     assert decoded[: len(EVENTS)] == EVENTS and anthropic
+
+
+@settings(max_examples=200, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=40),
+       space=st.booleans(), crlf=st.booleans())
+def test_events_without_blank_lines_between_them_are_still_separate(
+    cuts: list[int], space: bool, crlf: bool
+) -> None:
+    """Kimi's /coding/v1 was reported to omit the blank line between events (ADR-0056 of a
+    public Claude-Code proxy, 2026-08-29); a new ``event:`` line must end the previous event."""
+    nl = "\r\n" if crlf else "\n"
+    data = _stream(space=space, crlf=crlf).replace((nl + nl).encode(), nl.encode())
+    assert b"\n\n" not in data and b"\r\n\r\n" not in data
+    assert list(iter_message_events(_split(data, cuts))) == EVENTS
+
+    async def collect() -> list[dict]:
+        async def gen():
+            for part in _split(data, cuts):
+                yield part
+
+        return [ev async for ev in aiter_message_events(gen())]
+
+    assert asyncio.run(collect()) == EVENTS

@@ -340,3 +340,41 @@ def test_server_side_expiry_refreshes_the_real_login_once(
     assert saved["refresh_token"] != record["refresh_token"]
     assert _auth_headers(emu)[-1] == f"Bearer {saved['access_token']}"
     clear_credential_cache()
+
+
+# --------------------------------------------------------------------------- Messages route
+
+MESSAGES_BODY = {"model": "kimi-for-coding", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_messages_route_sends_x_api_key_and_refreshes_once_on_401(emu: Emulator) -> None:
+    old = _expired_token(emu)
+    cred = CountingCredential(old, renew=lambda: emu.issue_token()["access_token"])
+    transport = Transport(credential=cred, base_url=emu.base_url)
+    result = transport.messages(MESSAGES_BODY)
+    assert result.data["type"] == "message" and cred.rejected == [Secret(old)]
+    sent = [r.headers for r in emu.requests if r.path.endswith("/messages")]
+    assert [h.get("x-api-key") for h in sent] == [old, cred.token.reveal()]
+    assert all("authorization" not in h and h["anthropic-version"] == "2023-06-01" for h in sent)
+    events = list(transport.stream_messages(MESSAGES_BODY))
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_delta"
+
+
+def test_messages_route_errors_use_the_anthropic_envelope(emu: Emulator) -> None:
+    from kimi_coder_auth import errors as k
+
+    transport = Transport(credential=CountingCredential("sk-static"), base_url=emu.base_url, max_retries=1)
+    emu.inject("messages", status=429, times=1)
+    assert transport.messages(MESSAGES_BODY).data["type"] == "message"  # 429 rate_limit_error retried
+    assert emu.counts["messages"] == 2
+    emu.inject("messages", status=403, times=1)
+    with pytest.raises(k.PermissionDeniedError) as info:
+        transport.messages(MESSAGES_BODY)
+    assert info.value.error_type == "permission_error" and "Access terminated" in str(info.value)
+    emu.inject("messages", status=529, times=2)
+    with pytest.raises(k.ServerError) as err:
+        transport.messages(MESSAGES_BODY)
+    assert err.value.error_type == "overloaded_error" and emu.counts["messages"] == 5
+    with pytest.raises(k.BadRequestError) as bad:
+        transport.messages({**MESSAGES_BODY, "max_tokens": None})
+    assert bad.value.error_type == "invalid_request_error" and "max_tokens" in str(bad.value)

@@ -29,7 +29,11 @@ def test_bench_quick_runs_and_measures_every_stream_row(tmp_path: Path) -> None:
     rows = {r["name"]: r for r in json.loads(out_json.read_text())}
     for name in ("ChatKimiCoder.stream: 40-chunk stream", "ChatKimiCoder.stream: time to first token (warm)",
                  "ChatKimiCoder.astream: 3 concurrent x 10 chunks", "KimiCoderLLM.stream_chat: 40-chunk stream",
-                 "KimiCoderLLM.astream_chat: 3 concurrent x 10 chunks"):
+                 "KimiCoderLLM.astream_chat: 3 concurrent x 10 chunks",
+                 "Messages route: ChatKimiCoder.stream: 40-chunk stream",
+                 "Messages route: ChatKimiCoder.astream: 3 concurrent x 10 chunks",
+                 "Messages route: KimiCoderLLM.stream_chat: 40-chunk stream",
+                 "Messages route: KimiCoderLLM.astream_chat: 3 concurrent x 10 chunks"):
         assert rows[name]["ours"] and rows[name]["ours"] > 0, name
         assert rows[name]["raw"] and rows[name]["raw"] > 0, name
     assert any(n.startswith("ChatKimiCoder.stream + chunk merge: tool call of 20 vs 80") for n in rows)

@@ -44,6 +44,11 @@ def test_demo_runs_end_to_end_with_reasoning_three_tools_and_answer() -> None:
     assert len(answer) == 1 and "72.99 EUR" in answer[0]
     assert any(ln.startswith("usage: ") and "over 4 model calls" in ln for ln in lines)
     assert "\x1b[" not in out  # --plain: no ANSI styling
+    # the gate is on, like the real service: the honest client got through on /messages
+    assert "gate: on" in out
+    route = [ln for ln in lines if ln.startswith("route: ")]
+    assert len(route) == 1 and "Anthropic Messages" in route[0] and "1 time(s)" in route[0]
+    assert "'kimi-coder/" in route[0]
 
 
 @pytest.mark.timeout(60)

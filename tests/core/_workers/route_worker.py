@@ -29,7 +29,7 @@ def run_langchain() -> dict:
     from langchain_kimi_coder import ChatKimiCoder
 
     tools = {t.name: t for t in (tool(add), tool(multiply))}
-    llm = ChatKimiCoder(thinking=True).bind_tools(list(tools.values()))  # no connection settings
+    llm = ChatKimiCoder().bind_tools(list(tools.values()))  # no settings at all
     messages: list = [HumanMessage("First use add on 2 and 3, then multiply 4 and 5.")]
     routes = []
     for _ in range(4):
@@ -51,7 +51,7 @@ def run_llama_index() -> dict:
 
     from llama_index_kimi_coder import KimiCoderLLM
 
-    llm = KimiCoderLLM(thinking=True)  # no connection settings
+    llm = KimiCoderLLM()  # no settings at all
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(add), FunctionTool.from_defaults(multiply)], llm=llm)
 
     async def go() -> str:
