@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import hashlib
 import logging
 import threading
 import weakref
@@ -28,7 +29,7 @@ from .errors import QuotaExceededError
 if TYPE_CHECKING:
     from .transport import Transport
 
-__all__ = ["DEFAULT_MAX_QUOTA_WAIT", "ON_QUOTA", "QuotaGate", "QuotaPacer", "gate_for"]
+__all__ = ["DEFAULT_MAX_QUOTA_WAIT", "ON_QUOTA", "QuotaGate", "QuotaPacer", "gate_for", "reset_gates"]
 
 logger = logging.getLogger(__name__)
 
@@ -328,32 +329,49 @@ class QuotaGate:
 
 _gates: weakref.WeakKeyDictionary[Any, dict[str, QuotaGate]] = weakref.WeakKeyDictionary()
 _gates_lock = threading.Lock()
-_fallback: dict[tuple[int, str], QuotaGate] = {}
+_generation = 0  # bumped by reset_gates(): transports drop their cached gate
+_fallback: dict[tuple[str, str], QuotaGate] = {}  # API keys by sha256, and odd credentials
 
 
 def gate_for(transport: Transport) -> QuotaGate:
     """The process-wide gate of the transport's credential and base URL."""
     key = transport.base_url
     cached = transport._quota_gate
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    if cached is not None and cached[0] == key and cached[1] == _generation:
+        return cached[2]
     gate = _gate(transport, key)
     if gate._transport is None:
         gate._transport = weakref.ref(transport)
-    transport._quota_gate = (key, gate)
+    transport._quota_gate = (key, _generation, gate)
     return gate
 
 
 def _gate(transport: Transport, key: str) -> QuotaGate:
+    credential = transport.credential
+    from .sources import StaticCredential
+
+    if isinstance(credential, StaticCredential):  # one account per key, however many objects
+        digest = hashlib.sha256(credential.get_token().reveal().encode()).hexdigest()
+        with _gates_lock:
+            return _fallback.setdefault((digest, key), QuotaGate())
     with _gates_lock:
         try:
-            per_url = _gates.setdefault(transport.credential, {})
+            per_url = _gates.setdefault(credential, {})
         except TypeError:  # not weak-referenceable
-            return _fallback.setdefault((id(transport.credential), key), QuotaGate())
+            return _fallback.setdefault((str(id(credential)), key), QuotaGate())
         gate = per_url.get(key)
         if gate is None:
             gate = per_url[key] = QuotaGate()
         return gate
+
+
+def reset_gates() -> None:
+    """Forget every known quota block (tests; a process that switched accounts)."""
+    global _generation
+    with _gates_lock:
+        _generation += 1
+        _gates.clear()
+        _fallback.clear()
 
 
 def all_gates() -> list[QuotaGate]:

@@ -178,7 +178,7 @@ class Transport:
             raise ValueError(f"max_quota_wait must be >= 0 seconds or None, got {max_quota_wait!r}")
         self.on_quota = on_quota
         self.max_quota_wait = max_quota_wait
-        self._quota_gate: tuple[str, quota_pacing.QuotaGate] | None = None
+        self._quota_gate: tuple[str, int, quota_pacing.QuotaGate] | None = None
         if credential is None:
             raise TypeError("Transport needs a credential (see kimi_coder_auth.resolve_credential)")
         if max_retries < 0:

@@ -25,6 +25,7 @@ from kimi_coder_auth.errors import (
     RateLimitError,
     UserAgentRejectedError,
 )
+from kimi_coder_auth.quota_pacing import reset_gates
 from kimi_coder_auth.sources import StaticCredential
 from kimi_coder_auth.transport import Transport
 
@@ -148,6 +149,7 @@ def test_ids_in_every_spelling_on_errors(headers: dict[str, str], trace: str, re
 
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
+    reset_gates()  # gates are per (account, base URL); a reused port must not inherit a block
     with Emulator(api_keys=[KEY]) as e:
         yield e
 

@@ -13,7 +13,7 @@ import pytest
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.emulator import Emulator
 from kimi_coder_auth.errors import QuotaExceededError
-from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT, QuotaPacer
+from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT, QuotaPacer, reset_gates
 from kimi_coder_auth.sources import StaticCredential
 from kimi_coder_auth.transport import Transport
 
@@ -24,6 +24,7 @@ BODY: dict[str, Any] = {"model": "kimi-for-coding", "messages": [{"role": "user"
 
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
+    reset_gates()  # gates are per (account, base URL); a reused port must not inherit a block
     with Emulator(api_keys=[KEY]) as e:
         yield e
 
@@ -35,7 +36,6 @@ def fake() -> Iterator[FakeClock]:
 
 
 def _transport(emu: Emulator, **kw: Any) -> Transport:
-    # a fresh credential per test: gates are per (credential, base URL)
     return Transport(credential=StaticCredential(KEY), base_url=emu.base_url, **kw)
 
 
@@ -170,3 +170,16 @@ def test_bad_settings_are_refused() -> None:
         Transport(credential=StaticCredential(KEY), on_quota="sleep")
     with pytest.raises(ValueError, match="max_quota_wait"):
         Transport(credential=StaticCredential(KEY), max_quota_wait=-1)
+
+
+def test_one_gate_per_api_key_and_base_url(emu: Emulator, fake: FakeClock) -> None:
+    # two models with the same key but other settings are one account: a block one of them hit
+    # holds the other's pacer too
+    raising = _transport(emu)
+    waiting = _transport(emu, on_quota="wait", max_quota_wait=None)
+    emu.quota.exhaust("7d", resets_at=T0 + 300)
+    with pytest.raises(QuotaExceededError):
+        raising.chat(BODY)
+    assert QuotaPacer(waiting).acquire(blocking=False) is False
+    waiting.chat(BODY)
+    assert fake.sleeps == [300.0] and QuotaPacer(raising).acquire(blocking=False) is True

@@ -8,6 +8,7 @@ import pytest
 
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.emulator import Emulator
+from kimi_coder_auth.quota_pacing import reset_gates
 from kimi_coder_auth.usage import aget_usage, get_usage, parse_time, parse_usages
 
 KEY = "sk-kimi-usage-test"
@@ -67,6 +68,7 @@ def test_unknown_shapes_are_reported_not_raised(body: object) -> None:
 
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
+    reset_gates()  # gates are per (account, base URL); a reused port must not inherit a block
     with Emulator(api_keys=[KEY]) as e:
         yield e
 

@@ -11,6 +11,7 @@ from langchain_core.rate_limiters import BaseRateLimiter
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.emulator import Emulator
 from kimi_coder_auth.errors import QuotaExceededError
+from kimi_coder_auth.quota_pacing import reset_gates
 from langchain_kimi_coder import ChatKimiCoder, KimiQuotaRateLimiter
 
 KEY = "sk-kimi-lc-quota"
@@ -19,6 +20,7 @@ T0 = 1_800_000_000.0
 
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
+    reset_gates()  # gates are per (account, base URL); a reused port must not inherit a block
     with Emulator(api_keys=[KEY]) as e:  # a fresh base URL per test: quota gates are per account+URL
         yield e
 

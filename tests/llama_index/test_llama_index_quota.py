@@ -10,6 +10,7 @@ from llama_index.core.llms import ChatMessage
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.emulator import Emulator
 from kimi_coder_auth.errors import QuotaExceededError
+from kimi_coder_auth.quota_pacing import reset_gates
 from llama_index_kimi_coder import KimiCoderLLM
 
 KEY = "sk-kimi-li-quota"
@@ -19,6 +20,7 @@ HI = [ChatMessage(role="user", content="hi")]
 
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
+    reset_gates()  # gates are per (account, base URL); a reused port must not inherit a block
     with Emulator(api_keys=[KEY]) as e:
         yield e
 
