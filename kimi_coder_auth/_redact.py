@@ -11,7 +11,7 @@ import re
 
 from .secret import Secret
 
-__all__ = ["REDACTED", "redact"]
+__all__ = ["REDACTED", "quote", "redact"]
 
 REDACTED = "[REDACTED]"
 
@@ -38,3 +38,12 @@ def redact(text: str, *secrets: Secret | str | None) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, REDACTED)
     return _PATTERNS.sub(_replace, text)
+
+
+def quote(text: str, secrets: tuple[Secret | str | None, ...] = (), limit: int = 300) -> str:
+    """Server text fit to quote in an error: secrets scrubbed first, then cut to ``limit``.
+
+    Scrubbing before cutting matters: a secret cut in half is no longer found, yet half of
+    it is still a leak.
+    """
+    return redact(text, *secrets)[:limit]

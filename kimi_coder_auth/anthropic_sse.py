@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from ._redact import redact
+from ._redact import quote
 from .errors import StreamError, StreamInterruptedError
 from .sse import SSEDecoder, _error_from_payload, _loads, _parse_block
 
@@ -75,8 +75,10 @@ def _interrupted(trace_id: str | None, request_id: str | None) -> StreamInterrup
     return exc
 
 
-def _not_json(data: bytes, trace_id: str | None, request_id: str | None) -> StreamError:
-    preview = redact(data[:200].decode("utf-8", "replace"))
+def _not_json(
+    data: bytes, trace_id: str | None, request_id: str | None, secrets: tuple[Any, ...] = ()
+) -> StreamError:
+    preview = quote(data[:4096].decode("utf-8", "replace"), secrets, 200)
     return StreamError(
         f"The stream carried an event that is not a JSON object: {preview!r}",
         trace_id=trace_id,
@@ -85,7 +87,9 @@ def _not_json(data: bytes, trace_id: str | None, request_id: str | None) -> Stre
     )
 
 
-def _decode(block: bytes, trace_id: str | None, request_id: str | None) -> dict[str, Any] | None:
+def _decode(
+    block: bytes, trace_id: str | None, request_id: str | None, secrets: tuple[Any, ...] = ()
+) -> dict[str, Any] | None:
     """One event block -> its event dict (None for pings, comments and empty blocks)."""
     name: str | None = None
     if block[:6] == b"event:":
@@ -115,13 +119,17 @@ def _decode(block: bytes, trace_id: str | None, request_id: str | None) -> dict[
         payload = _loads(data)
     except ValueError:
         if name == "error":
-            raise _error_from_payload(None, trace_id=trace_id, request_id=request_id, raw=data) from None
-        raise _not_json(data, trace_id, request_id) from None
+            raise _error_from_payload(
+                None, trace_id=trace_id, request_id=request_id, raw=data, secrets=secrets
+            ) from None
+        raise _not_json(data, trace_id, request_id, secrets) from None
     if type(payload) is not dict:
-        raise _not_json(data, trace_id, request_id)
+        raise _not_json(data, trace_id, request_id, secrets)
     kind = payload.get("type")
     if name == "error" or kind == "error" or (kind is None and payload.get("error")):
-        raise _error_from_payload(payload, trace_id=trace_id, request_id=request_id, raw=data)
+        raise _error_from_payload(
+            payload, trace_id=trace_id, request_id=request_id, raw=data, secrets=secrets
+        )
     if kind == "ping":
         return None
     if kind is None and name:
@@ -130,22 +138,33 @@ def _decode(block: bytes, trace_id: str | None, request_id: str | None) -> dict[
 
 
 def iter_message_events(
-    byte_iter: Iterable[bytes], *, trace_id: str | None = None, request_id: str | None = None
+    byte_iter: Iterable[bytes],
+    *,
+    trace_id: str | None = None,
+    request_id: str | None = None,
+    secrets: tuple[Any, ...] = (),
+    max_event_bytes: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield Messages event dicts until ``message_stop`` (not yielded); raise on a cut stream."""
-    decoder = SSEDecoder()
+    """Yield Messages event dicts until ``message_stop`` (not yielded); raise on a cut stream.
+
+    ``secrets`` (the sent credentials) are scrubbed from quoted server text; an event longer
+    than ``max_event_bytes`` raises `ResponseTooLargeError` (see `sse.SSEDecoder`).
+    """
+    decoder = SSEDecoder(max_event_bytes)
     feed = decoder.feed_blocks
     for raw in _delimit(byte_iter):
         for block in feed(raw):
             if not block:
                 continue
-            event = _decode(block, trace_id, request_id)
+            event = _decode(block, trace_id, request_id, secrets)
             if event is not None:
                 if event["type"] == _STOP:
                     return
                 yield event
     for ev in decoder.flush():
-        event = _decode(b"event:" + (ev.event or "").encode() + b"\ndata:" + ev.data, trace_id, request_id)
+        event = _decode(
+            b"event:" + (ev.event or "").encode() + b"\ndata:" + ev.data, trace_id, request_id, secrets
+        )
         if event is not None:
             if event["type"] == _STOP:
                 return
@@ -154,22 +173,29 @@ def iter_message_events(
 
 
 async def aiter_message_events(
-    byte_iter: AsyncIterable[bytes], *, trace_id: str | None = None, request_id: str | None = None
+    byte_iter: AsyncIterable[bytes],
+    *,
+    trace_id: str | None = None,
+    request_id: str | None = None,
+    secrets: tuple[Any, ...] = (),
+    max_event_bytes: int | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Async variant of `iter_message_events` (same errors, same stop)."""
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_event_bytes)
     feed = decoder.feed_blocks
     async for raw in _adelimit(byte_iter):
         for block in feed(raw):
             if not block:
                 continue
-            event = _decode(block, trace_id, request_id)
+            event = _decode(block, trace_id, request_id, secrets)
             if event is not None:
                 if event["type"] == _STOP:
                     return
                 yield event
     for ev in decoder.flush():
-        event = _decode(b"event:" + (ev.event or "").encode() + b"\ndata:" + ev.data, trace_id, request_id)
+        event = _decode(
+            b"event:" + (ev.event or "").encode() + b"\ndata:" + ev.data, trace_id, request_id, secrets
+        )
         if event is not None:
             if event["type"] == _STOP:
                 return

@@ -29,9 +29,13 @@ __all__ = ["KimiAuth", "check_secure_url", "is_loopback_host"]
 
 @functools.lru_cache(maxsize=256)
 def is_loopback_host(host: str) -> bool:
-    """True for ``localhost``, ``*.localhost``, 127.0.0.0/8 and ``::1``."""
+    """True for ``localhost`` itself and literal loopback addresses (127.0.0.0/8, ``::1``).
+
+    ``*.localhost`` names are not trusted: whether they resolve to loopback depends on the
+    resolver, and a token must not travel in clear text on a guess.
+    """
     host = host.strip("[]").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -62,6 +62,9 @@ class KimiClient:
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
         region: str | None = None,
+        deadline: float | None = None,
+        first_event_timeout: float | None = None,
+        event_timeout: float | None = None,
         on_quota: str = "raise",
         max_quota_wait: float | None = DEFAULT_MAX_QUOTA_WAIT,
     ) -> None:
@@ -75,6 +78,9 @@ class KimiClient:
             max_retries,
             default_headers,
             region,
+            deadline,
+            first_event_timeout,
+            event_timeout,
             on_quota,
             max_quota_wait,
         )
@@ -105,7 +111,9 @@ class KimiClient:
     ) -> KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
-        ``default_headers``, ``region``, ``on_quota``, ``max_quota_wait``), so both adapters map their settings the same way.
+        ``default_headers``, ``region``, ``deadline``, ``first_event_timeout``,
+        ``event_timeout``, ``on_quota``, ``max_quota_wait``), so both adapters map their settings
+        the same way.
 
         This runs on every request, so while the raw field values are unchanged (headers compared
         by content, catching in-place edits) ``current`` is returned without rebuilding the
@@ -120,6 +128,9 @@ class KimiClient:
             config.max_retries,
             tuple(headers.items()) if headers else None,
             getattr(config, "region", None),
+            getattr(config, "deadline", None),
+            getattr(config, "first_event_timeout", None),
+            getattr(config, "event_timeout", None),
             getattr(config, "on_quota", "raise"),
             getattr(config, "max_quota_wait", DEFAULT_MAX_QUOTA_WAIT),
         )
@@ -157,7 +168,10 @@ class KimiClient:
         from .sources import resolve_credential
         from .transport import Transport
 
-        _, credentials, base_url, user_agent, timeout, max_retries, headers, region, *quota = self.settings
+        _, credentials, base_url, user_agent, timeout, max_retries, headers, region, *rest = (
+            self.settings
+        )
+        deadline, first_event_timeout, event_timeout, on_quota, max_quota_wait = rest
         credential = resolve_credential(
             api_key=self.api_key, credentials=credentials, region=region, base_url=base_url
         )
@@ -170,8 +184,11 @@ class KimiClient:
             timeout=timeout,
             max_retries=max_retries,
             default_headers=dict(headers) if headers else None,
-            on_quota=quota[0],
-            max_quota_wait=quota[1],
+            deadline=deadline,
+            first_event_timeout=first_event_timeout,
+            event_timeout=event_timeout,
+            on_quota=on_quota,
+            max_quota_wait=max_quota_wait,
         )
 
     # ------------------------------------------------------------------ usage
@@ -192,7 +209,7 @@ class KimiClient:
         """A rate limiter that holds requests while this account's quota window is used up."""
         from .quota_pacing import QuotaPacer
 
-        return QuotaPacer(self.transport, max_quota_wait=self.settings[9])
+        return QuotaPacer(self.transport, max_quota_wait=self.settings[12])
 
     # ------------------------------------------------------------------ model info
 
@@ -264,6 +281,9 @@ _SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("max_retries", 2),
     ("default_headers", None),
     ("region", None),
+    ("deadline", None),
+    ("first_event_timeout", None),
+    ("event_timeout", None),
     ("on_quota", "raise"),
     ("max_quota_wait", DEFAULT_MAX_QUOTA_WAIT),
 )
@@ -278,6 +298,9 @@ def _settings(
     max_retries: int,
     default_headers: Mapping[str, str] | None,
     region: str | None = None,
+    deadline: float | None = None,
+    first_event_timeout: float | None = None,
+    event_timeout: float | None = None,
     on_quota: str = "raise",
     max_quota_wait: float | None = DEFAULT_MAX_QUOTA_WAIT,
 ) -> tuple[Any, ...]:
@@ -286,5 +309,6 @@ def _settings(
     )
     return (
         api_key, credentials, base_url, user_agent, timeout, max_retries, headers, region,
+        deadline, first_event_timeout, event_timeout,
         on_quota, max_quota_wait,
     )

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from . import clock
-from ._redact import redact
+from ._redact import quote, redact
 from .errors import (
     AccessTerminatedError,
     APIConnectionError,
@@ -32,6 +32,7 @@ from .errors import (
     UserAgentRejectedError,
 )
 from .response_ids import response_ids
+from .secret import Secret
 
 __all__ = ["error_from_response", "parse_retry_after"]
 
@@ -83,35 +84,50 @@ _WAIT_HINT = (
 _RESET_KEYS = ("reset_time", "resetTime", "reset_at", "resetAt")
 
 
+def _delay(seconds: float) -> float | None:
+    """A usable wait: NaN, zero, negative (or a date in the past) mean "no advice" (None)."""
+    return seconds if seconds > 0 else None  # NaN > 0 is False
+
+
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date), else None."""
+    """Seconds from ``retry-after-ms`` / ``Retry-After`` (seconds or an HTTP date), else None.
+
+    A negative, past, zero or NaN value is no advice (None), so the normal backoff applies
+    rather than none at all.
+    """
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(0.0, float(ms) / 1000.0)
+            return _delay(float(ms) / 1000.0)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return _delay(float(value))
     except ValueError:
         pass
     try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - clock.now())
+        return _delay(parsedate_to_datetime(value).timestamp() - clock.now())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
-def _extract_error(content: bytes) -> tuple[str | None, str | None]:
-    """(message, type) from an error body: ``{"error": {...}}``, ``{"error": "..."}``, text."""
+def _extract_error(
+    content: bytes, secrets: tuple[Secret, ...] = ()
+) -> tuple[str | None, str | None]:
+    """(message, type) from an error body: ``{"error": {...}}``, ``{"error": "..."}``, text.
+
+    A text body is scrubbed of ``secrets`` before it is cut to a preview (half a token is
+    still a leak).
+    """
     try:
         payload = json.loads(content) if content else None
     except ValueError:
-        text = content.decode("utf-8", "replace").strip()
+        text = content[:8192].decode("utf-8", "replace").strip()
         if text and not text.lstrip().startswith("<"):
-            return " ".join(text.split())[:300], None
+            return quote(" ".join(text.split()), secrets, 300), None
         return None, None
     if not isinstance(payload, dict):
         return None, None
@@ -132,17 +148,29 @@ def _extract_error(content: bytes) -> tuple[str | None, str | None]:
     return (message if isinstance(message, str) else None), etype
 
 
-def _sent_token(response: httpx.Response) -> str | None:
-    """The bearer token the request carried (to scrub it from an echoing error body)."""
+def _sent_secrets(response: httpx.Response) -> tuple[Secret, ...]:
+    """The credentials the request carried (bearer token, ``x-api-key``), to scrub from any
+    server text that echoes them; as `Secret` so no frame local or repr shows them."""
     try:
         headers = response.request.headers
     except RuntimeError:  # a Response built by hand has no request
-        return None
+        return ()
+    out: list[Secret] = []
     value = headers.get("authorization")
-    if not value:
-        return headers.get("x-api-key") or None  # the Anthropic route's credential header
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else value
+    if value:
+        scheme, _, token = value.partition(" ")
+        token = token.strip()
+        out.append(Secret(token if scheme.lower() == "bearer" and token else value))
+    key = headers.get("x-api-key")
+    if key and key.strip():
+        out.append(Secret(key.strip()))
+    return tuple(out)
+
+
+def _sent_token(response: httpx.Response) -> Secret | None:
+    """The bearer token (or API key) the request carried, if any."""
+    secrets = _sent_secrets(response)
+    return secrets[0] if secrets else None
 
 
 def _scrub(
@@ -151,10 +179,10 @@ def _scrub(
     """Server text with the token that was sent (and anything credential-shaped) redacted."""
     if not message and not etype:
         return message, etype
-    token = _sent_token(response)
+    secrets = _sent_secrets(response)
     return (
-        redact(message, token) if message else message,
-        redact(etype, token) if etype else etype,
+        redact(message, *secrets) if message else message,
+        redact(etype, *secrets) if etype else etype,
     )
 
 
@@ -171,7 +199,7 @@ def error_from_response(
         content = response.content
     except httpx.ResponseNotRead:
         content = b""
-    message, etype = _extract_error(content)
+    message, etype = _extract_error(content, _sent_secrets(response))
     message, etype = _scrub(response, message, etype)
     if not message:
         message = f"HTTP {status} {response.reason_phrase or ''}".strip()
@@ -215,6 +243,16 @@ def error_from_response(
         return RateLimitError(message, retry_after=retry_after, **common)
     if status >= 500:
         return ServerError(message, **common)
+    if 300 <= status < 400:
+        location = headers.get("location")
+        where = f" to {quote(location, _sent_secrets(response), 200)!r}" if location else ""
+        return APIError(
+            f"The server answered with a redirect (HTTP {status}){where}; kimi-coder does not "
+            "follow redirects, so a token never travels to another address.",
+            hint="Set base_url= (or KIMI_CODE_BASE_URL) to the final address, e.g. "
+            "https://api.kimi.com/coding/v1.",
+            **common,
+        )
     return APIError(message, hint="The request was not accepted; see the message above.", **common)
 
 
@@ -287,3 +325,19 @@ def _connection_error(exc: httpx.HTTPError, method: str, url: str) -> tuple[APIC
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         return APIConnectionError(f"Cannot send {method} {url}: {exc}"), False
     return APIConnectionError(f"Could not reach {url} ({name}: {exc})."), True
+
+
+def _body_error(exc: httpx.HTTPError, method: str, url: str) -> tuple[APIConnectionError, bool]:
+    """(error, retryable) for a 2xx answer whose body broke mid-read: retried only for a GET,
+    since the server may already have run (and billed) a POST."""
+    name = type(exc).__name__
+    retry = method == "GET"
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{method} {url} timed out while reading the answer ({name})."), retry
+    again = "" if retry else "; not retried, because the server may already have processed it"
+    return (
+        APIConnectionError(
+            f"The connection broke while reading the answer to {method} {url} ({name}){again}."
+        ),
+        retry,
+    )

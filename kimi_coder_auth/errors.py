@@ -32,6 +32,7 @@ __all__ = [
     "DeviceLoginTimeout",
     "InsecureTransportError",
     "KimiCoderError",
+    "MalformedResponseError",
     "NotFoundError",
     "OAuthConnectionError",
     "OAuthError",
@@ -41,6 +42,7 @@ __all__ = [
     "RateLimitError",
     "ReauthRequired",
     "RegionError",
+    "ResponseTooLargeError",
     "ServerError",
     "SourceAttempt",
     "StreamError",
@@ -268,6 +270,22 @@ class APIError(KimiCoderError):
 
 class StreamError(APIError):
     """The server sent an error event in the middle of a stream."""
+
+
+class ResponseTooLargeError(APIError):
+    """The answer (a body, a stream, or one SSE event) exceeded its size cap; never retried."""
+
+    hint = (
+        "If such a large answer is expected, raise the cap (max_response_bytes= / "
+        "max_stream_bytes= / max_event_bytes= on Transport, or KIMI_CODER_MAX_RESPONSE_BYTES, "
+        "KIMI_CODER_MAX_STREAM_BYTES, KIMI_CODER_MAX_EVENT_BYTES); otherwise check the base URL."
+    )
+
+
+class MalformedResponseError(APIError):
+    """A 2xx answer (body or stream chunk) that is not a well-formed chat completion."""
+
+    hint = "Check that the base URL points at the Kimi Coding API (…/coding/v1), then retry."
 
 
 class BadRequestError(APIError):

@@ -48,6 +48,9 @@ class ToolCall:
     id: str
     name: str
     arguments: str
+    #: why the call is unusable (e.g. the stream never named it); adapters report such a call
+    #: as invalid (LangChain ``invalid_tool_calls``) instead of calling a tool named ""
+    error: str | None = None
 
 
 @dataclass(slots=True)

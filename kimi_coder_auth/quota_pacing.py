@@ -60,10 +60,11 @@ def _copy(err: QuotaExceededError, note: str | None = None) -> QuotaExceededErro
 class _Budget:
     """How long one request may still wait for quota in total."""
 
-    __slots__ = ("left",)
+    __slots__ = ("left", "waited")
 
     def __init__(self, max_wait: float | None) -> None:
         self.left = float("inf") if max_wait is None else float(max_wait)
+        self.waited = 0.0
 
 
 class QuotaGate:
@@ -284,7 +285,9 @@ class QuotaGate:
                     raise
             else:
                 value.wait(_RECHECK)
-            budget.left -= max(0.0, clock.now() - before)
+            spent = max(0.0, clock.now() - before)
+            budget.left -= spent
+            budget.waited += spent
 
     async def await_turn(self, budget: _Budget, max_wait: float | None, transport: Transport | None = None) -> bool:
         """Async `wait`: the sleeper sleeps on the clock, the others wait on a future of their loop."""
@@ -324,7 +327,9 @@ class QuotaGate:
                     await asyncio.wait_for(value, _RECHECK)
                 except asyncio.TimeoutError:
                     pass
-            budget.left -= max(0.0, clock.now() - before)
+            spent = max(0.0, clock.now() - before)
+            budget.left -= spent
+            budget.waited += spent
 
 
 _gates: weakref.WeakKeyDictionary[Any, dict[str, QuotaGate]] = weakref.WeakKeyDictionary()
@@ -421,14 +426,14 @@ async def aobserve(transport: Transport, call: Callable[[], Awaitable[T]]) -> T:
     return result
 
 
-def send(transport: Transport, call: Callable[[], T]) -> T:
+def send(transport: Transport, call: Callable[[float], T]) -> T:
     """Run one request under ``on_quota="wait"``: wait out known blocks, retry after a reset."""
     gate = gate_for(transport)
     budget = _Budget(transport.max_quota_wait)
     while True:
         probe = gate.wait(budget, transport.max_quota_wait, transport)
         try:
-            result = call()
+            result = call(budget.waited)
         except QuotaExceededError as err:
             if err.window is None:  # a balance or membership answer: waiting cannot help
                 if probe:
@@ -444,14 +449,14 @@ def send(transport: Transport, call: Callable[[], T]) -> T:
         return result
 
 
-async def asend(transport: Transport, call: Callable[[], Awaitable[T]]) -> T:
+async def asend(transport: Transport, call: Callable[[float], Awaitable[T]]) -> T:
     """Async `send`."""
     gate = gate_for(transport)
     budget = _Budget(transport.max_quota_wait)
     while True:
         probe = await gate.await_turn(budget, transport.max_quota_wait, transport)
         try:
-            result = await call()
+            result = await call(budget.waited)
         except QuotaExceededError as err:
             if err.window is None:
                 if probe:

@@ -17,8 +17,14 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, NamedTuple
 
-from ._redact import redact
-from .errors import StreamError, StreamInterruptedError
+from ._redact import quote
+from .errors import (
+    MalformedResponseError,
+    ResponseTooLargeError,
+    StreamError,
+    StreamInterruptedError,
+)
+from .limits import DEFAULT_MAX_EVENT_BYTES, too_large
 
 try:  # optional speed-up; identical results
     import orjson as _orjson
@@ -53,14 +59,30 @@ class SSEEvent(NamedTuple):
 
 
 class SSEDecoder:
-    """Incremental SSE decoder (WHATWG event-stream rules; ``retry`` is ignored)."""
+    """Incremental SSE decoder (WHATWG event-stream rules; ``retry`` is ignored).
 
-    __slots__ = ("_buf", "_cr", "_started")
+    Linear in the bytes fed: an event arriving in many pieces is joined once, when it ends.
+    An event (hence a line) longer than ``max_event_bytes`` (default
+    `limits.DEFAULT_MAX_EVENT_BYTES`) raises `ResponseTooLargeError`.
+    """
 
-    def __init__(self) -> None:
-        self._buf = b""  # normalised (``\n`` only) bytes of the event being received
+    __slots__ = ("_buf", "_cr", "_max", "_parts", "_size", "_started")
+
+    def __init__(self, max_event_bytes: int | None = None) -> None:
+        self._buf = b""  # normalised (``\n`` only) bytes of the event being received: first piece
+        self._parts: list[bytes] = []  # its further pieces, joined only when the event completes
+        self._size = 0  # len(_buf) + the lengths of _parts
         self._cr = False  # the previous feed ended with ``\r``: drop a leading ``\n`` now
         self._started = False  # a leading UTF-8 BOM has been dealt with
+        self._max = max_event_bytes or DEFAULT_MAX_EVENT_BYTES
+
+    def _too_large(self) -> ResponseTooLargeError:
+        self._buf, self._parts, self._size = b"", [], 0
+        return too_large(
+            "one SSE event (a line, or the lines of one event)",
+            self._max,
+            "max_event_bytes= (or KIMI_CODER_MAX_EVENT_BYTES)",
+        )
 
     def feed_blocks(self, data: bytes) -> list[bytes]:
         """Add bytes; return the raw event blocks they complete (lines joined by ``\n``)."""
@@ -79,22 +101,38 @@ class SSEDecoder:
             self._cr = False
             if data[:1] == b"\n":
                 data = data[1:]
+                if not data:
+                    return []
         if b"\r" in data:
             self._cr = data[-1:] == b"\r"
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         old = self._buf
         if old:
-            buf = old + data
-            if buf.find(b"\n\n", len(old) - 1) < 0:
-                self._buf = buf
+            parts = self._parts
+            if b"\n\n" not in data and not (
+                data[:1] == b"\n" and (parts[-1] if parts else old)[-1:] == b"\n"
+            ):
+                parts.append(data)  # still inside one event: no copy until it ends
+                self._size += len(data)
+                if self._size > self._max:
+                    raise self._too_large()
                 return []
+            buf = b"".join([old, *parts, data]) if parts else old + data
+            if parts:
+                self._parts = []
         elif b"\n\n" not in data:
             self._buf = data
+            self._size = len(data)
+            if self._size > self._max:
+                raise self._too_large()
             return []
         else:
             buf = data
         blocks = buf.split(b"\n\n")
-        self._buf = blocks.pop()
+        tail = self._buf = blocks.pop()
+        self._size = len(tail)
+        if len(buf) > self._max and (self._size > self._max or max(map(len, blocks)) > self._max):
+            raise self._too_large()
         return blocks
 
     def feed(self, data: bytes) -> list[SSEEvent]:
@@ -116,7 +154,8 @@ class SSEDecoder:
 
         A trailing partial line is discarded (it may be a truncated JSON document).
         """
-        buf, self._buf = self._buf, b""
+        buf = b"".join([self._buf, *self._parts]) if self._parts else self._buf
+        self._buf, self._parts, self._size = b"", [], 0
         self._cr = False
         if not buf or not self._started:
             return []
@@ -138,6 +177,11 @@ def _parse_block(block: bytes) -> SSEEvent | None:
         if not line or line[:1] == b":":
             continue
         name, sep, value = line.partition(b":")
+        if b"\0" in name:  # a corrupted line: ignoring it (as the spec would) loses an event
+            raise MalformedResponseError(
+                "The stream carried a corrupted line (NUL bytes in a field name); an event "
+                "would have been lost, so the answer was discarded."
+            )
         if sep and value[:1] == b" ":
             value = value[1:]
         if name == b"data":
@@ -170,7 +214,12 @@ async def aiter_events(byte_iter: AsyncIterable[bytes]) -> AsyncIterator[SSEEven
 
 
 def _error_from_payload(
-    payload: Any, *, trace_id: str | None, request_id: str | None, raw: bytes | None = None
+    payload: Any,
+    *,
+    trace_id: str | None,
+    request_id: str | None,
+    raw: bytes | None = None,
+    secrets: tuple[Any, ...] = (),
 ) -> StreamError:
     """Build a `StreamError` from an error payload (``{"error": {...}}`` or a bare message)."""
     err: Any = payload.get("error") if isinstance(payload, dict) else None
@@ -187,11 +236,11 @@ def _error_from_payload(
         message = err
     if message is None:
         text = (raw or b"").decode("utf-8", "replace").strip()
-        message = text[:300] or "unknown error"
+        message = text or "unknown error"
     return StreamError(
-        f"The server reported an error in the middle of the stream: {redact(message)}",
+        f"The server reported an error in the middle of the stream: {quote(message, secrets, 2000)}",
         status=None,
-        error_type=redact(error_type) if error_type else error_type,
+        error_type=quote(error_type, secrets, 200) if error_type else error_type,
         trace_id=trace_id,
         request_id=request_id,
         hint="The partial answer was discarded; retry the request.",
@@ -199,19 +248,28 @@ def _error_from_payload(
 
 
 def parse_event(
-    event: SSEEvent, *, trace_id: str | None = None, request_id: str | None = None
+    event: SSEEvent,
+    *,
+    trace_id: str | None = None,
+    request_id: str | None = None,
+    secrets: tuple[Any, ...] = (),
 ) -> dict[str, Any]:
-    """Parse one (non-``[DONE]``) event into a chunk dict; raise `StreamError` for errors."""
+    """Parse one (non-``[DONE]``) event into a chunk dict; raise `StreamError` for errors.
+
+    ``secrets``: the credentials the request carried, scrubbed from any quoted server text.
+    """
     if event.event == "error":
         try:
             payload: Any = _loads(event.data)
         except ValueError:
             payload = None
-        raise _error_from_payload(payload, trace_id=trace_id, request_id=request_id, raw=event.data)
+        raise _error_from_payload(
+            payload, trace_id=trace_id, request_id=request_id, raw=event.data, secrets=secrets
+        )
     try:
         chunk = _loads(event.data)
     except ValueError:
-        preview = redact(event.data[:200].decode("utf-8", "replace"))
+        preview = quote(event.data[:4096].decode("utf-8", "replace"), secrets, 200)
         raise StreamError(
             f"The stream carried an event that is not JSON: {preview!r}",
             trace_id=trace_id,
@@ -226,7 +284,9 @@ def parse_event(
             hint="The partial answer was discarded; retry the request.",
         )
     if "error" in chunk and chunk["error"] and "choices" not in chunk:
-        raise _error_from_payload(chunk, trace_id=trace_id, request_id=request_id, raw=event.data)
+        raise _error_from_payload(
+            chunk, trace_id=trace_id, request_id=request_id, raw=event.data, secrets=secrets
+        )
     return chunk
 
 
@@ -242,7 +302,7 @@ def _interrupted(trace_id: str | None, request_id: str | None) -> StreamInterrup
 
 
 def _slow(
-    block: bytes, trace_id: str | None, request_id: str | None
+    block: bytes, trace_id: str | None, request_id: str | None, secrets: tuple[Any, ...] = ()
 ) -> dict[str, Any] | bytes | None:
     """Generic path for one block: a chunk dict, DONE, or None (nothing to deliver)."""
     event = _parse_block(block)
@@ -250,18 +310,23 @@ def _slow(
         return None  # comment-only block, or an unknown named event (e.g. a ping)
     if event.data == DONE and event.event is None:
         return DONE
-    return parse_event(event, trace_id=trace_id, request_id=request_id)
+    return parse_event(event, trace_id=trace_id, request_id=request_id, secrets=secrets)
 
 
 def iter_chunks(
-    byte_iter: Iterable[bytes], *, trace_id: str | None = None, request_id: str | None = None
+    byte_iter: Iterable[bytes],
+    *,
+    trace_id: str | None = None,
+    request_id: str | None = None,
+    secrets: tuple[Any, ...] = (),
+    max_event_bytes: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield chunk dicts from an SSE byte stream until ``[DONE]``.
 
     Raises `StreamError` for an error event/payload and `StreamInterruptedError` if the bytes end
     before ``[DONE]``. Stops reading right after ``[DONE]`` (the caller drains/closes).
     """
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_event_bytes)
     feed = decoder.feed_blocks
     loads = _loads
     for raw in byte_iter:
@@ -279,7 +344,7 @@ def iter_chunks(
                     continue
             if not block:
                 continue
-            item = _slow(block, trace_id, request_id)
+            item = _slow(block, trace_id, request_id, secrets)
             if item is DONE:
                 return
             if item is not None:
@@ -288,15 +353,20 @@ def iter_chunks(
         if event.data == DONE and event.event is None:
             return
         if event.event in _DATA_EVENTS:
-            yield parse_event(event, trace_id=trace_id, request_id=request_id)
+            yield parse_event(event, trace_id=trace_id, request_id=request_id, secrets=secrets)
     raise _interrupted(trace_id, request_id)
 
 
 async def aiter_chunks(
-    byte_iter: AsyncIterable[bytes], *, trace_id: str | None = None, request_id: str | None = None
+    byte_iter: AsyncIterable[bytes],
+    *,
+    trace_id: str | None = None,
+    request_id: str | None = None,
+    secrets: tuple[Any, ...] = (),
+    max_event_bytes: int | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Async variant of `iter_chunks` (same errors, same stop at ``[DONE]``)."""
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_event_bytes)
     feed = decoder.feed_blocks
     loads = _loads
     async for raw in byte_iter:
@@ -314,7 +384,7 @@ async def aiter_chunks(
                     continue
             if not block:
                 continue
-            item = _slow(block, trace_id, request_id)
+            item = _slow(block, trace_id, request_id, secrets)
             if item is DONE:
                 return
             if item is not None:
@@ -323,5 +393,5 @@ async def aiter_chunks(
         if event.data == DONE and event.event is None:
             return
         if event.event in _DATA_EVENTS:
-            yield parse_event(event, trace_id=trace_id, request_id=request_id)
+            yield parse_event(event, trace_id=trace_id, request_id=request_id, secrets=secrets)
     raise _interrupted(trace_id, request_id)

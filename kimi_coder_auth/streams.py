@@ -14,11 +14,20 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from . import clock
-from .error_mapping import _extract_error, _scrub
-from .errors import APIConnectionError, APITimeoutError, StreamError, StreamInterruptedError
+from .error_mapping import _extract_error, _scrub, _sent_secrets
+from .errors import (
+    APIConnectionError,
+    APITimeoutError,
+    KimiCoderError,
+    StreamError,
+    StreamInterruptedError,
+)
 from .http_pool import _headers_dict
+from .limits import too_large
+from .reading import aread_body, deadline_error, read_body, scrub_error
 from .response_ids import response_ids
 from .retries import _backoff
+from .secret import Secret
 from .sse import aiter_chunks, iter_chunks
 
 if TYPE_CHECKING:
@@ -49,9 +58,64 @@ def _is_json_type(content_type: str) -> bool:
     return "json" in ctype and "event-stream" not in ctype
 
 
+def _is_html_type(content_type: str) -> bool:
+    """Whether a 2xx answer is a web page (a proxy's or portal's), never an event stream."""
+    ctype = content_type.lower()
+    return "text/html" in ctype or "xhtml" in ctype
+
+
+def _html_instead_of_stream(response: httpx.Response) -> StreamError:
+    """A 2xx HTML page answering a streaming request: not retried, not "closed before [DONE]"."""
+    ctype = response.headers.get("content-type", "")
+    return StreamError(
+        f"The server answered a streaming request with a web page ({ctype}) instead of an "
+        "event stream.",
+        status=response.status_code,
+        trace_id=response_ids(response.headers)[0],
+        request_id=response_ids(response.headers)[1],
+        hint="Check that the base URL points at the Kimi Coding API (…/coding/v1) and that no "
+        "proxy or captive portal sits in between, then retry.",
+    )
+
+
+class _StreamClock:
+    """A stream's deadlines as absolute `clock.monotonic` times (inf = none)."""
+
+    __slots__ = ("between", "due", "first_due", "send_deadline", "total_due")
+
+    def __init__(self, transport: Transport) -> None:
+        d = transport.deadlines
+        now = clock.monotonic()
+        inf = float("inf")
+        self.total_due = now + d.stream_total if d.stream_total is not None else inf
+        self.first_due = min(now + d.first_event if d.first_event is not None else inf, self.total_due)
+        self.between = d.between_events if d.between_events is not None else inf
+        self.due = self.first_due  # the next complete event must arrive by then
+        self.send_deadline = self.first_due if self.first_due != inf else None
+
+    def late(self, yielded: bool, transport: Transport) -> APITimeoutError:
+        d = transport.deadlines
+        if clock.monotonic() > self.total_due:
+            return deadline_error("The stream", d.stream_total)
+        if not yielded:
+            return deadline_error("The stream's first event", d.first_event)
+        return deadline_error("The stream's next event", d.between_events)
+
+
+def _scrubbed(exc: KimiCoderError, secrets: tuple[Secret, ...]) -> KimiCoderError:
+    """``exc`` with the sent credentials scrubbed, and without the decoder's frames in its
+    traceback: their locals hold the raw server bytes, which may echo a credential."""
+    scrub_error(exc, secrets)
+    return exc.with_traceback(None)
+
+
+def _stream_too_large(cap: int) -> KimiCoderError:
+    return too_large("a stream", cap, "max_stream_bytes= (or KIMI_CODER_MAX_STREAM_BYTES)")
+
+
 def _json_instead_of_stream(response: httpx.Response) -> StreamError:
     """A 2xx JSON answer to a streaming request: an error object, or a proxy that ignores SSE."""
-    message, etype = _scrub(response, *_extract_error(response.content))
+    message, etype = _scrub(response, *_extract_error(response.content, _sent_secrets(response)))
     return StreamError(
         message or "The server answered a streaming request with plain JSON instead of an event stream.",
         status=response.status_code,
@@ -89,6 +153,8 @@ class ChatStream:
         self._attempt = 0
         self._yielded = False
         self._closed = False
+        self._clock: _StreamClock | None = None
+        self._secrets: tuple[Secret, ...] = ()
         self.trace_id: str | None = None
         self.request_id: str | None = None
         self.headers: dict[str, str] = {}
@@ -96,29 +162,51 @@ class ChatStream:
     def open(self) -> ChatStream:
         """Send the request now (retrying per policy); raises the mapped error on failure."""
         if self._response is None and not self._closed:
-            response, self._attempt = self._transport._send(
+            transport = self._transport
+            times = self._clock = self._clock or _StreamClock(transport)
+            response, self._attempt = transport._send(
                 "POST", self._path, self._body, stream=True, attempt=self._attempt,
-                route=self._route,
+                route=self._route, deadline_at=times.send_deadline,
+                read_floor=transport.deadlines.between_events,
             )
             self._response = response
             headers = self.headers = _headers_dict(response.headers)
             self.trace_id, self.request_id = response_ids(headers)
-            if _is_json_type(headers.get("content-type", "")):
+            self._secrets = _sent_secrets(response)
+            ctype = headers.get("content-type", "")
+            if _is_json_type(ctype):
                 try:
-                    response.read()
+                    read_body(response, transport.limits.response, None, None)
                 except httpx.HTTPError as exc:
                     raise _stream_error(exc, self.trace_id) from None
                 finally:
                     self.close()
                 raise _json_instead_of_stream(response)
+            if _is_html_type(ctype):
+                self.close()
+                raise _html_instead_of_stream(response)
             self._raw = self._bytes(response)
-            self._chunks = self._decode(self._raw, trace_id=self.trace_id, request_id=self.request_id)
+            self._chunks = self._decode(
+                self._raw, trace_id=self.trace_id, request_id=self.request_id,
+                secrets=self._secrets, max_event_bytes=transport.limits.event,
+            )
         return self
 
     def _bytes(self, response: httpx.Response) -> Iterator[bytes]:
         source = response.iter_bytes() if "content-encoding" in self.headers else response.iter_raw()
+        cap = self._transport.limits.stream
+        times = self._clock
+        assert times is not None
+        monotonic = clock.monotonic
+        size = 0
         try:
-            yield from source
+            for data in source:
+                size += len(data)
+                if size > cap:
+                    raise _stream_too_large(cap)
+                if monotonic() > times.due:
+                    raise times.late(self._yielded, self._transport)
+                yield data
         except httpx.HTTPError as exc:
             raise _stream_error(exc, self.trace_id) from None
 
@@ -142,22 +230,32 @@ class ChatStream:
         except StopIteration:
             self._finish()
             raise
-        except StreamInterruptedError:
+        except StreamInterruptedError as exc:
             if self._retry_before_first_chunk():
                 return self.__next__()
             self.close()
-            raise
+            raise _scrubbed(exc, self._secrets) from exc.__cause__
+        except KimiCoderError as exc:
+            self.close()
+            raise _scrubbed(exc, self._secrets) from exc.__cause__
         except BaseException:
             self.close()
             raise
         self._yielded = True
+        times = self._clock
+        if times is not None and times.due != times.total_due:
+            times.due = min(clock.monotonic() + times.between, times.total_due)
         return chunk
 
     def _retry_before_first_chunk(self) -> bool:
-        """Reconnect when the stream broke before anything was yielded (budget permitting)."""
+        """Reconnect when the stream broke before anything was yielded (budget and deadline
+        permitting)."""
         if self._yielded or self._closed or self._attempt >= self._transport.max_retries:
             return False
         delay = _backoff(self._attempt, None)
+        times = self._clock
+        if times is not None and clock.monotonic() + (delay or 0.0) >= times.first_due:
+            return False
         self._discard()
         logger.debug("stream interrupted before its first chunk; retrying in %.2f s", delay)
         clock.sleep(delay or 0.0)
@@ -231,6 +329,8 @@ class AsyncChatStream:
         self._attempt = 0
         self._yielded = False
         self._closed = False
+        self._clock: _StreamClock | None = None
+        self._secrets: tuple[Secret, ...] = ()
         self.trace_id: str | None = None
         self.request_id: str | None = None
         self.headers: dict[str, str] = {}
@@ -238,29 +338,50 @@ class AsyncChatStream:
     async def aopen(self) -> AsyncChatStream:
         """Send the request now (retrying per policy); raises the mapped error on failure."""
         if self._response is None and not self._closed:
-            response, self._attempt = await self._transport._asend(
+            transport = self._transport
+            times = self._clock = self._clock or _StreamClock(transport)
+            response, self._attempt = await transport._asend(
                 "POST", self._path, self._body, stream=True, attempt=self._attempt,
-                route=self._route,
+                route=self._route, deadline_at=times.send_deadline,
+                read_floor=transport.deadlines.between_events,
             )
             self._response = response
             headers = self.headers = _headers_dict(response.headers)
             self.trace_id, self.request_id = response_ids(headers)
-            if _is_json_type(headers.get("content-type", "")):
+            self._secrets = _sent_secrets(response)
+            ctype = headers.get("content-type", "")
+            if _is_json_type(ctype):
                 try:
-                    await response.aread()
+                    await aread_body(response, transport.limits.response, None, None)
                 except httpx.HTTPError as exc:
                     raise _stream_error(exc, self.trace_id) from None
                 finally:
                     await self.aclose()
                 raise _json_instead_of_stream(response)
+            if _is_html_type(ctype):
+                await self.aclose()
+                raise _html_instead_of_stream(response)
             self._raw = self._bytes(response)
-            self._chunks = self._decode(self._raw, trace_id=self.trace_id, request_id=self.request_id)
+            self._chunks = self._decode(
+                self._raw, trace_id=self.trace_id, request_id=self.request_id,
+                secrets=self._secrets, max_event_bytes=transport.limits.event,
+            )
         return self
 
     async def _bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
         source = response.aiter_bytes() if "content-encoding" in self.headers else response.aiter_raw()
+        cap = self._transport.limits.stream
+        times = self._clock
+        assert times is not None
+        monotonic = clock.monotonic
+        size = 0
         try:
             async for data in source:
+                size += len(data)
+                if size > cap:
+                    raise _stream_too_large(cap)
+                if monotonic() > times.due:
+                    raise times.late(self._yielded, self._transport)
                 yield data
         except httpx.HTTPError as exc:
             raise _stream_error(exc, self.trace_id) from None
@@ -286,21 +407,30 @@ class AsyncChatStream:
             except StopAsyncIteration:
                 await self._finish()
                 raise
-            except StreamInterruptedError:
+            except StreamInterruptedError as exc:
                 if await self._retry_before_first_chunk():
                     continue
                 await self.aclose()
-                raise
+                raise _scrubbed(exc, self._secrets) from exc.__cause__
+            except KimiCoderError as exc:
+                await self.aclose()
+                raise _scrubbed(exc, self._secrets) from exc.__cause__
             except BaseException:
                 await self.aclose()
                 raise
             self._yielded = True
+            times = self._clock
+            if times is not None and times.due != times.total_due:
+                times.due = min(clock.monotonic() + times.between, times.total_due)
             return chunk
 
     async def _retry_before_first_chunk(self) -> bool:
         if self._yielded or self._closed or self._attempt >= self._transport.max_retries:
             return False
         delay = _backoff(self._attempt, None)
+        times = self._clock
+        if times is not None and clock.monotonic() + (delay or 0.0) >= times.first_due:
+            return False
         await self._discard()
         logger.debug("stream interrupted before its first chunk; retrying in %.2f s", delay)
         await clock.asleep(delay or 0.0)

@@ -37,9 +37,19 @@ from . import clock, http_pool, paths, quota_pacing
 from ._identity import default_user_agent
 from .auth import KimiAuth
 from .codecs.anthropic_request import ANTHROPIC_VERSION, MESSAGES_PATH
-from .error_mapping import _connection_error, error_from_response, parse_retry_after
-from .errors import APIError, KimiCoderError
+from .error_mapping import (
+    _body_error,
+    _connection_error,
+    _extract_error,
+    _scrub,
+    _sent_secrets,
+    error_from_response,
+    parse_retry_after,
+)
+from .errors import APIError, KimiCoderError, MalformedResponseError
 from .http_pool import DEFAULT_TIMEOUT, LIMITS, _headers_dict, aclose_clients, close_clients
+from .limits import Deadlines, Limits
+from .reading import aread_body, attempt_timeout, deadline_error, read_body
 from .response_ids import request_id as _request_id
 from .response_ids import trace_id as _trace_id
 from .retries import _backoff, _retryable
@@ -154,7 +164,11 @@ class Transport:
     """HTTP access to the Coding API for one credential (cheap; shares process-wide pools).
 
     ``timeout``: seconds (or an `httpx.Timeout`); default connect 10 s, read 300 s, because a
-    thinking turn may stay silent for minutes. ``default_headers`` are sent with every request;
+    thinking turn may stay silent for minutes. ``deadline`` / ``first_event_timeout`` /
+    ``event_timeout`` bound the call itself (see `limits.Deadlines`; by default a non-stream
+    call ends within the read timeout and a stream's first event and each gap between events
+    are bounded by it). ``max_response_bytes`` / ``max_stream_bytes`` / ``max_event_bytes``
+    cap what a server may send (see `limits`). ``default_headers`` are sent with every request;
     a ``User-Agent`` among them counts like ``user_agent=``, an ``Authorization`` is ignored.
     ``on_quota="wait"`` sleeps until a used-up quota window resets (at most ``max_quota_wait``
     seconds per request, None = no limit) instead of raising `QuotaExceededError` (`quota_pacing`).
@@ -169,6 +183,12 @@ class Transport:
         timeout: float | httpx.Timeout | None = None,
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        first_event_timeout: float | None = None,
+        event_timeout: float | None = None,
+        max_response_bytes: int | None = None,
+        max_stream_bytes: int | None = None,
+        max_event_bytes: int | None = None,
         on_quota: str = "raise",
         max_quota_wait: float | None = quota_pacing.DEFAULT_MAX_QUOTA_WAIT,
     ) -> None:
@@ -194,6 +214,13 @@ class Transport:
                 elif k.lower() != "authorization":
                     self._headers[k] = v
         self._timeout = _to_timeout(timeout)
+        self.deadlines = Deadlines.resolve(
+            self._timeout.read,
+            deadline=deadline,
+            first_event_timeout=first_event_timeout,
+            event_timeout=event_timeout,
+        )
+        self.limits = Limits.resolve(max_response_bytes, max_stream_bytes, max_event_bytes)
         self.max_retries = int(max_retries)
         self._auth = KimiAuth(credential)
         self._key_auth = KimiAuth(credential, header="x-api-key")  # the Anthropic route
@@ -219,6 +246,9 @@ class Transport:
 
     def _url(self, path: str) -> str:
         base = self.base_url
+        scheme, sep, rest = base.partition("://")
+        if sep and scheme.lower() in ("https", "http") and scheme != scheme.lower():
+            base = scheme.lower() + "://" + rest  # schemes are case-insensitive (RFC 3986)
         if not base.startswith(("https://", "http://")):
             raise KimiCoderError(
                 f"The base URL {base!r} is not an http(s) URL.",
@@ -241,6 +271,7 @@ class Transport:
         url: str,
         content: bytes | None,
         headers: dict[str, str],
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.Request:
         """The request ``client.build_request`` would make, from a cached header list.
 
@@ -252,6 +283,7 @@ class Transport:
         path.
         """
         parsed = _parsed_url(url)
+        timeout = timeout or self._timeout
         if not client.cookies.jar and (content or (content is None and method == "GET")):
             cache = self._base_headers.get(client)
             if cache is None:  # held weakly: a closed per-loop client is not kept alive
@@ -269,12 +301,12 @@ class Transport:
                     raw, body = base, b""
                 request = httpx.Request(
                     method, parsed, headers=raw, stream=httpx.ByteStream(body),
-                    extensions={"timeout": self._timeout.as_dict()},
+                    extensions={"timeout": timeout.as_dict()},
                 )
                 request.read()  # as httpx does for in-memory bodies (auth may replay it)
                 return request
         return client.build_request(
-            method, parsed, content=content, headers=headers, timeout=self._timeout
+            method, parsed, content=content, headers=headers, timeout=timeout
         )
 
     def _source(self) -> str | None:
@@ -285,13 +317,31 @@ class Transport:
 
     # ------------------------------------------------------------------ sending (sync)
 
+    def _attempt_timeout(self, deadline_at: float | None, read_floor: float | None) -> httpx.Timeout:
+        """This attempt's network timeouts: the configured ones, capped at the time left."""
+        if deadline_at is None:
+            return self._timeout
+        remaining = deadline_at - clock.monotonic()
+        if remaining <= 0:
+            raise deadline_error("The request", self.deadlines.total)
+        return attempt_timeout(self._timeout, remaining, read_floor=read_floor)
+
+    def _call_deadline(self, stream: bool, deadline_at: float | None) -> float | None:
+        if deadline_at is None and not stream and self.deadlines.total is not None:
+            return clock.monotonic() + self.deadlines.total
+        return deadline_at
+
     def _send(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, stream: bool = False,
-        attempt: int = 0, route: str = "openai",
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
     ) -> tuple[httpx.Response, int]:
-        """`_send_retrying` under the quota policy (``on_quota``); ``/usages`` is never paced."""
-        def call() -> tuple[httpx.Response, int]:
-            return self._send_retrying(method, path, body, stream=stream, attempt=attempt, route=route)
+        """`_send_retrying` under the quota policy (``on_quota``); ``/usages`` is never paced.
+
+        Time spent waiting for a quota reset moves a caller's ``deadline_at`` along with it."""
+        deadline_at = kw.pop("deadline_at", None)
+
+        def call(waited: float = 0.0) -> tuple[httpx.Response, int]:
+            due = None if deadline_at is None else deadline_at + waited
+            return self._send_retrying(method, path, body, deadline_at=due, **kw)
 
         if path == "/usages":
             return call()
@@ -300,12 +350,14 @@ class Transport:
         return quota_pacing.observe(self, call)
 
     async def _asend(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, stream: bool = False,
-        attempt: int = 0, route: str = "openai",
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
     ) -> tuple[httpx.Response, int]:
         """Async `_send`."""
-        def call() -> Awaitable[tuple[httpx.Response, int]]:
-            return self._asend_retrying(method, path, body, stream=stream, attempt=attempt, route=route)
+        deadline_at = kw.pop("deadline_at", None)
+
+        def call(waited: float = 0.0) -> Awaitable[tuple[httpx.Response, int]]:
+            due = None if deadline_at is None else deadline_at + waited
+            return self._asend_retrying(method, path, body, deadline_at=due, **kw)
 
         if path == "/usages":
             return await call()
@@ -322,25 +374,36 @@ class Transport:
         stream: bool = False,
         attempt: int = 0,
         route: str = "openai",
+        deadline_at: float | None = None,
+        read_floor: float | None = None,
     ) -> tuple[httpx.Response, int]:
-        """Send with retries; return (a 2xx response, the attempt number that produced it)."""
+        """Send with retries; return (a 2xx response, the attempt number that produced it).
+
+        A non-stream answer is read here, under ``max_response_bytes`` and the call deadline
+        (``deadline_at``, on `clock.monotonic`; default now + ``deadlines.total``; a stream's
+        reader passes its own). A body that breaks mid-read is retried only for a GET: the
+        server may already have run a POST.
+        """
         client = http_pool._get_sync_client()
         url = self._url(path)
         content = _encode(body) if body is not None else None
         headers = self._request_headers(stream=stream, has_body=content is not None)
+        deadline_at = self._call_deadline(stream, deadline_at)
+        cap = self.limits.response
         auth = self._auth
         if route == "anthropic":
             headers["anthropic-version"] = ANTHROPIC_VERSION
             auth = self._key_auth
         while True:
-            request = self._build_request(client, method, url, content, headers)
+            timeout = self._attempt_timeout(deadline_at, read_floor)
+            request = self._build_request(client, method, url, content, headers, timeout)
+            retry_after = None
             try:
-                response = client.send(request, auth=auth, stream=stream)
+                response = client.send(request, auth=auth, stream=True)
             except httpx.HTTPError as exc:
                 err: KimiCoderError
                 err, retry = _connection_error(exc, method, url)
                 cause: BaseException | None = exc
-                retry_after = None
                 logger.debug("%s %s -> %s", method, url, type(exc).__name__)
             else:
                 if logger.isEnabledFor(logging.DEBUG):
@@ -348,24 +411,38 @@ class Transport:
                         "%s %s -> %d (x-trace-id %s)",
                         method, url, response.status_code, _trace_id(response.headers),
                     )
-                if response.status_code < 400:
-                    return response, attempt
-                try:
+                if response.status_code < 300:
                     if stream:
-                        response.read()
-                except httpx.HTTPError:
-                    pass  # the status alone still says what happened
-                finally:
-                    response.close()
-                err = error_from_response(response, user_agent=headers["User-Agent"], source=self._source())
-                retry, cause = _retryable(err), None
-                retry_after = getattr(err, "retry_after", None)
-            delay = _backoff(attempt, retry_after) if retry and attempt < self.max_retries else None
+                        return response, attempt
+                    try:
+                        read_body(response, cap, deadline_at, self.deadlines.total)
+                        return response, attempt
+                    except httpx.HTTPError as exc:
+                        (err, retry), cause = _body_error(exc, method, url), exc
+                else:
+                    try:
+                        read_body(response, cap, deadline_at, self.deadlines.total)
+                    except (httpx.HTTPError, KimiCoderError):
+                        pass  # the status alone still says what happened
+                    err = error_from_response(response, user_agent=headers["User-Agent"], source=self._source())
+                    retry, cause = _retryable(err), None
+                    retry_after = getattr(err, "retry_after", None)
+            delay = self._retry_delay(retry, attempt, retry_after, deadline_at)
             if delay is None:
                 raise err from cause
             logger.debug("retrying %s %s in %.2f s after %s", method, url, delay, type(err).__name__)
             clock.sleep(delay)
             attempt += 1
+
+    def _retry_delay(
+        self, retry: bool, attempt: int, retry_after: float | None, deadline_at: float | None
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None: not retryable, out of attempts,
+        or the wait would end past the call's deadline."""
+        delay = _backoff(attempt, retry_after) if retry and attempt < self.max_retries else None
+        if delay is not None and deadline_at is not None and clock.monotonic() + delay >= deadline_at:
+            return None
+        return delay
 
     async def _asend_retrying(
         self,
@@ -376,25 +453,30 @@ class Transport:
         stream: bool = False,
         attempt: int = 0,
         route: str = "openai",
+        deadline_at: float | None = None,
+        read_floor: float | None = None,
     ) -> tuple[httpx.Response, int]:
         """Async `_send_retrying`."""
         client = await http_pool._get_async_client()
         url = self._url(path)
         content = _encode(body) if body is not None else None
         headers = self._request_headers(stream=stream, has_body=content is not None)
+        deadline_at = self._call_deadline(stream, deadline_at)
+        cap = self.limits.response
         auth = self._auth
         if route == "anthropic":
             headers["anthropic-version"] = ANTHROPIC_VERSION
             auth = self._key_auth
         while True:
-            request = self._build_request(client, method, url, content, headers)
+            timeout = self._attempt_timeout(deadline_at, read_floor)
+            request = self._build_request(client, method, url, content, headers, timeout)
+            retry_after = None
             try:
-                response = await client.send(request, auth=auth, stream=stream)
+                response = await client.send(request, auth=auth, stream=True)
             except httpx.HTTPError as exc:
                 err: KimiCoderError
                 err, retry = _connection_error(exc, method, url)
                 cause: BaseException | None = exc
-                retry_after = None
                 logger.debug("%s %s -> %s", method, url, type(exc).__name__)
             else:
                 if logger.isEnabledFor(logging.DEBUG):
@@ -402,19 +484,23 @@ class Transport:
                         "%s %s -> %d (x-trace-id %s)",
                         method, url, response.status_code, _trace_id(response.headers),
                     )
-                if response.status_code < 400:
-                    return response, attempt
-                try:
+                if response.status_code < 300:
                     if stream:
-                        await response.aread()
-                except httpx.HTTPError:
-                    pass  # the status alone still says what happened
-                finally:
-                    await response.aclose()
-                err = error_from_response(response, user_agent=headers["User-Agent"], source=self._source())
-                retry, cause = _retryable(err), None
-                retry_after = getattr(err, "retry_after", None)
-            delay = _backoff(attempt, retry_after) if retry and attempt < self.max_retries else None
+                        return response, attempt
+                    try:
+                        await aread_body(response, cap, deadline_at, self.deadlines.total)
+                        return response, attempt
+                    except httpx.HTTPError as exc:
+                        (err, retry), cause = _body_error(exc, method, url), exc
+                else:
+                    try:
+                        await aread_body(response, cap, deadline_at, self.deadlines.total)
+                    except (httpx.HTTPError, KimiCoderError):
+                        pass  # the status alone still says what happened
+                    err = error_from_response(response, user_agent=headers["User-Agent"], source=self._source())
+                    retry, cause = _retryable(err), None
+                    retry_after = getattr(err, "retry_after", None)
+            delay = self._retry_delay(retry, attempt, retry_after, deadline_at)
             if delay is None:
                 raise err from cause
             logger.debug("retrying %s %s in %.2f s after %s", method, url, delay, type(err).__name__)
@@ -441,6 +527,15 @@ class Transport:
                 "The chat answer was not a JSON object.",
                 status=response.status_code,
                 trace_id=_trace_id(response.headers),
+            )
+        if data.get("error") and "choices" not in data:  # an error object with a 2xx status
+            message, etype = _scrub(response, *_extract_error(response.content, _sent_secrets(response)))
+            raise MalformedResponseError(
+                f"The server answered with an error and a success status: {message or 'no message'}",
+                status=response.status_code,
+                error_type=etype,
+                trace_id=_trace_id(response.headers),
+                request_id=_request_id(response.headers),
             )
         headers = response.headers
         return ChatResult(data, _trace_id(headers), _headers_dict(headers), _request_id(headers))

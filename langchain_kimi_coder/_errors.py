@@ -29,6 +29,8 @@ def _mapping() -> list[tuple[type[BaseException], type[BaseException], bool | No
         (k.RateLimitError, lc.ModelRateLimitError, None),
         (k.ServerError, lc.ModelAPIError, None),
         (k.StreamError, lc.ModelAPIError, None),
+        (k.MalformedResponseError, lc.ModelAPIError, None),
+        (k.ResponseTooLargeError, lc.ModelAPIError, False),
         (k.APITimeoutError, lc.ModelTimeoutError, None),
         (k.APIConnectionError, lc.ModelConnectionError, None),
     ]

@@ -123,7 +123,14 @@ class ChatKimiCoder(BaseChatModel):
     max_tokens: int | None = 32768
     """Output budget (sent as ``max_completion_tokens``; shared with reasoning)."""
     timeout: float | None = None
-    """Request timeout in seconds (None = the transport default)."""
+    """Timeout of each network step in seconds (None = connect 10 s, read 300 s)."""
+    deadline: float | None = None
+    """Whole-call deadline in seconds, retries included (None = ``timeout``'s read value for
+    ``invoke``; no total bound for ``stream``). A trickling server cannot outlast it."""
+    first_event_timeout: float | None = None
+    """Streams: seconds from sending to the first event (None = ``timeout``'s read value)."""
+    event_timeout: float | None = None
+    """Streams: longest gap between two events in seconds (None = ``timeout``'s read value)."""
     max_retries: int = 2
     """Retries for 429 (not quota), 5xx and connection errors, before the first chunk."""
     on_quota: Literal["raise", "wait"] = "raise"

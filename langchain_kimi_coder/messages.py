@@ -364,6 +364,10 @@ def parse_tool_calls(
     bad: list[InvalidToolCall] = []
     for call in calls:
         raw = call.arguments
+        error = getattr(call, "error", None)
+        if error:  # e.g. fragments for a call the stream never named: not a tool named ""
+            bad.append(invalid_tool_call(name=call.name or None, args=raw, id=call.id, error=error))
+            continue
         try:
             args = json.loads(raw) if raw.strip() else {}
         except ValueError as exc:

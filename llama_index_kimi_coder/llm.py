@@ -35,6 +35,7 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.errors import MalformedResponseError
 from kimi_coder_auth.params import apply_aliases
 from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT
 from kimi_coder_auth.routing import ChatCall
@@ -337,7 +338,19 @@ class KimiCoderLLM(FunctionCallingLLM):
         default=None, gt=0, description="Override the context window; None = model catalogue."
     )
     timeout: float | None = Field(
-        default=None, description="Request timeout in seconds; None = the transport's default."
+        default=None,
+        description="Timeout of each network step in seconds; None = connect 10 s, read 300 s.",
+    )
+    deadline: float | None = Field(
+        default=None,
+        description="Whole-call deadline in seconds, retries included; None = the read timeout "
+        "for chat/complete, no total bound for streams.",
+    )
+    first_event_timeout: float | None = Field(
+        default=None, description="Streams: seconds to the first event; None = the read timeout."
+    )
+    event_timeout: float | None = Field(
+        default=None, description="Streams: longest gap between events; None = the read timeout."
     )
     max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/connection errors.")
     on_quota: Literal["raise", "wait"] = Field(
@@ -889,6 +902,13 @@ class KimiCoderLLM(FunctionCallingLLM):
                     "Ask for the tool explicitly, or pass tool_required=True."
                 )
             return []
+        for call_id, name, _args in entries:
+            if not name:  # fragments for a call the server never named: not a tool named ""
+                raise MalformedResponseError(
+                    f"The model's tool call {call_id!r} has no tool name (the server sent its "
+                    "arguments but never its name); it cannot be run.",
+                    hint="Retry the request; if it keeps happening, report the x-trace-id.",
+                )
         return [
             ToolSelection(tool_id=call_id, tool_name=name, tool_kwargs=_parse_args(args))
             for call_id, name, args in entries

@@ -32,7 +32,15 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from _canary import LOGGERS, Leaks, LogCollector, exception_texts, make_canary, to_text
+from _canary import (
+    LOGGERS,
+    Leaks,
+    LogCollector,
+    exception_texts,
+    make_canary,
+    make_opaque_canary,
+    to_text,
+)
 
 from kimi_coder_auth import refresh as refresh_mod
 from kimi_coder_auth.cli import main as cli_main
@@ -540,6 +548,71 @@ def test_llm_errors_hide_the_key(
     leaks = Leaks(key)
     for name, exc in errors:
         leaks.check_exc(f"{case}/{name}", exc)
+    leaks.check_all(log_texts(logs, caplog))
+
+
+# --------------------------------------------------------------------------- echoed keys of any shape
+
+KEY_SHAPES = ("sk-kimi", "opaque")
+ECHO_CASES = ("sse-error-event", "sse-data-error", "http-error-text")
+
+
+def _shaped_key(shape: str) -> str:
+    return make_canary("sk-kimi") if shape == "sk-kimi" else make_opaque_canary()
+
+
+def _echo(case: str, emu: Emulator, key: str) -> None:
+    """Make the emulator quote the key back in the error it sends (as proxies do)."""
+    if case == "sse-error-event":
+        emu.inject("chat", sse_error={"error": {"message": f"token {key} rejected", "type": f"e {key}"}},
+                   times=None)
+    elif case == "sse-data-error":
+        emu.inject("chat", sse_error={"error": f"upstream said: Authorization {key}"}, times=None)
+    else:
+        emu.inject("chat", status=500, body={"error": {"message": f"bad token {key}", "type": key}},
+                   times=None)
+
+
+@pytest.mark.parametrize("case", ECHO_CASES)
+@pytest.mark.parametrize("shape", KEY_SHAPES)
+def test_a_server_echoing_a_key_of_any_shape_never_leaks_it(
+    shape: str, case: str, logs: LogCollector, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 12 item 5: the exact sent secret is scrubbed from every quoted server text, also
+    for tokens no pattern recognises; checked in str/repr/pickle/tracebacks, LangChain debug
+    output, callbacks and logs, through both adapters."""
+    from langchain_core.globals import set_debug
+
+    key = _shaped_key(shape)
+    leaks = Leaks(key)
+    spy = SpyHandler()
+    errors: list[tuple[str, BaseException]] = []
+    with Emulator(api_keys=[key]) as emu:
+        _echo(case, emu, key)
+        model = lc_model(api_key=key, base_url=emu.base_url, max_retries=0)
+        llm = li_llm(api_key=key, base_url=emu.base_url, max_retries=0)
+        set_debug(True)
+        try:
+            for name, call in (
+                ("lc-stream", lambda: list(model.stream("hello there", config={"callbacks": [spy]}))),
+                ("li-stream", lambda: list(llm.stream_chat(_user("hello there")))),
+            ):
+                with pytest.raises(Exception) as info:
+                    call()
+                errors.append((name, info.value))
+        finally:
+            set_debug(False)
+        assert any(key in json.dumps(r.body or {}) or r.headers.get("authorization") == f"Bearer {key}"
+                   for r in emu.requests)
+    for name, exc in errors:
+        leaks.check_exc(f"{shape}/{case}/{name}", exc)
+        leaks.check(f"{shape}/{case}/{name} pickle", repr(pickle.loads(pickle.dumps(exc)).__dict__))
+    out = capsys.readouterr()
+    leaks.check("LangChain debug stdout", out.out)
+    leaks.check("LangChain debug stderr", out.err)
+    for name, payload in spy.events:
+        leaks.check(f"callback {name}", to_text(payload))
     leaks.check_all(log_texts(logs, caplog))
 
 

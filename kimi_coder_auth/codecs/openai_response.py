@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import MalformedResponseError
 from ..neutral import Completion, StreamDelta, ToolCall, ToolCallDelta, Usage
 
 __all__ = ["StreamAccumulator", "extract_usage", "parse_completion"]
@@ -73,6 +74,38 @@ class _CallState:
         self.parts: list[str] = []
 
 
+def _malformed(what: str) -> MalformedResponseError:
+    """The typed error for a chunk or body that is not a well-formed chat completion."""
+    return MalformedResponseError(
+        f"The server sent a malformed chat completion: {what}. The answer was discarded."
+    )
+
+
+def _shape_problem(choices: Any, exc: Exception) -> str:
+    """What is wrong with a chunk's ``choices`` (the slow path, only after a shape error)."""
+    if not isinstance(choices, list):
+        return f"'choices' is a {type(choices).__name__}, not a list"
+    ch = choices[0]
+    if not isinstance(ch, Mapping):
+        return f"choices[0] is {type(ch).__name__}, not an object"
+    delta = ch.get("delta")
+    if delta and not isinstance(delta, Mapping):
+        return f"'delta' is a {type(delta).__name__}, not an object"
+    tcs = delta.get("tool_calls") if isinstance(delta, Mapping) else None
+    if tcs and not isinstance(tcs, list):
+        return "'tool_calls' is not a list"
+    for tc in tcs or ():
+        if not isinstance(tc, Mapping):
+            return f"a tool-call fragment is a {type(tc).__name__}, not an object"
+        if tc.get("function") and not isinstance(tc.get("function"), Mapping):
+            return "a tool-call fragment's 'function' is not an object"
+    return f"a chunk of an unexpected shape ({type(exc).__name__})"
+
+
+def _unnamed(index: int) -> str:
+    return f"the server sent arguments for tool call #{index} but never its name"
+
+
 def _synth_id(name: str, index: int) -> str:
     # Kimi's native id shape, for the rare stream that never sends an id.
     return f"functions.{name}:{index}"
@@ -113,27 +146,34 @@ class StreamAccumulator:
         u = chunk.get("usage")
         choices = chunk.get("choices")
         if choices:
-            ch = choices[0]
-            delta = ch.get("delta")
-            if delta:
-                r = delta.get("reasoning_content")
-                if r is None:
-                    r = delta.get("reasoning")
-                if r is not None:
-                    out.reasoning = r
-                    if self._reasoning is None:
-                        self._reasoning = [r]
-                    else:
-                        self._reasoning.append(r)
-                c = delta.get("content")
-                if c is not None:
-                    out.content = c
-                    if c:
-                        self._content.append(c)
-                tcs = delta.get("tool_calls")
-                if tcs:
-                    out.tool_calls = self._feed_tool_calls(tcs)
-            fr = ch.get("finish_reason")
+            try:  # free unless raised: shape errors surface as AttributeError/TypeError/KeyError
+                ch = choices[0]
+                delta = ch.get("delta")
+                if delta:
+                    r = delta.get("reasoning_content")
+                    if r is None:
+                        r = delta.get("reasoning")
+                    if r is not None:
+                        if type(r) is not str and not isinstance(r, str):
+                            raise _malformed(f"reasoning content is a {type(r).__name__}, not a string")
+                        out.reasoning = r
+                        if self._reasoning is None:
+                            self._reasoning = [r]
+                        else:
+                            self._reasoning.append(r)
+                    c = delta.get("content")
+                    if c is not None:
+                        if type(c) is not str and not isinstance(c, str):
+                            raise _malformed(f"'content' is a {type(c).__name__}, not a string")
+                        out.content = c
+                        if c:
+                            self._content.append(c)
+                    tcs = delta.get("tool_calls")
+                    if tcs:
+                        out.tool_calls = self._feed_tool_calls(tcs)
+                fr = ch.get("finish_reason")
+            except (AttributeError, TypeError, KeyError) as exc:
+                raise _malformed(_shape_problem(choices, exc)) from None
             if fr is not None:
                 out.finish_reason = fr
                 self.finish_reason = fr
@@ -222,7 +262,8 @@ class StreamAccumulator:
                 # Collapse: a caller reading the calls after every chunk (LlamaIndex's cumulative
                 # responses) then joins two strings, not every fragment so far (quadratic).
                 parts[:] = [args]
-            out.append(ToolCall(st.id or _synth_id(name, idx), name, args))
+            error = None if st.name else _unnamed(idx)
+            out.append(ToolCall(st.id or _synth_id(name, idx), name, args, error))
         return out
 
     def result(self) -> Completion:
@@ -253,18 +294,27 @@ def _text_of(content: Any) -> str:
 
 
 def parse_completion(data: Mapping[str, Any]) -> Completion:
-    """Parse a non-streaming ``chat.completion`` response body."""
-    choices = data.get("choices") or []
-    msg: Mapping[str, Any] = {}
-    finish = None
-    if choices and isinstance(choices[0], Mapping):
-        msg = choices[0].get("message") or {}
-        finish = choices[0].get("finish_reason")
+    """Parse a non-streaming ``chat.completion`` response body.
+
+    Raises `MalformedResponseError` for a body without a usable first choice (``{"choices":
+    []}``, ``[null]``, a message that is not an object): an empty answer is never invented.
+    """
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _malformed("the answer has no choices")
+    if not isinstance(choices[0], Mapping):
+        raise _malformed(f"choices[0] is {type(choices[0]).__name__}, not an object")
+    msg = choices[0].get("message") or {}
+    if not isinstance(msg, Mapping):
+        raise _malformed(f"the message is a {type(msg).__name__}, not an object")
+    finish = choices[0].get("finish_reason")
     reasoning = msg.get("reasoning_content")
     if reasoning is None:
         reasoning = msg.get("reasoning")
     calls: list[ToolCall] = []
     for i, tc in enumerate(msg.get("tool_calls") or []):
+        if not isinstance(tc, Mapping) or not isinstance(tc.get("function") or {}, Mapping):
+            raise _malformed("a tool call is not an object")
         fn = tc.get("function") or {}
         name = fn.get("name") or ""
         args = fn.get("arguments")
@@ -272,7 +322,9 @@ def parse_completion(data: Mapping[str, Any]) -> Completion:
             args = ""
         elif not isinstance(args, str):
             args = json.dumps(args, ensure_ascii=False)
-        calls.append(ToolCall(tc.get("id") or _synth_id(name, i), name, args))
+        calls.append(
+            ToolCall(tc.get("id") or _synth_id(name, i), name, args, None if name else _unnamed(i))
+        )
     return Completion(
         id=data.get("id"),
         model=data.get("model"),

@@ -25,6 +25,7 @@ __all__ = [
     "LogCollector",
     "exception_texts",
     "make_canary",
+    "make_opaque_canary",
     "to_text",
 ]
 
@@ -51,6 +52,13 @@ _STD_RECORD_KEYS = frozenset(vars(logging.LogRecord("n", 10, "p", 1, "m", None, 
 def make_canary(prefix: str) -> str:
     """A fresh canary such as ``AT-CANARY-3f2a…`` (prefix ``AT``, ``RT`` or ``sk-kimi``)."""
     return f"{prefix}-CANARY-{uuid.uuid4()}"
+
+
+def make_opaque_canary() -> str:
+    """A fresh canary of no recognisable shape (no prefix, not a JWT, URL-unsafe characters):
+    only scrubbing the exact value sent can remove it, pattern redaction never will."""
+    raw = uuid.uuid4().hex + uuid.uuid4().hex
+    return f"{raw[:10]}~{raw[10:20]}+{raw[20:34]}/{raw[34:]}="
 
 
 def to_text(obj: Any) -> str:

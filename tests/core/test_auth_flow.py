@@ -172,7 +172,8 @@ def test_token_rotated_elsewhere_is_adopted_without_refresh(emu: Emulator) -> No
         ("127.8.9.10", True),
         ("::1", True),
         ("[::1]", True),
-        ("api.localhost", True),
+        ("api.localhost", False),  # issue 12: only literal loopback and localhost itself
+        ("evil.localhost.", False),
         ("10.0.0.1", False),
         ("localhost.example.com", False),
         ("api.kimi.com", False),
