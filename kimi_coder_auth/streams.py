@@ -93,6 +93,14 @@ class _StreamClock:
         self.due = self.first_due  # the next complete event must arrive by then
         self.send_deadline = self.first_due if self.first_due != inf else None
 
+    def shift(self, response: httpx.Response) -> None:
+        """Move the deadlines along by the time the request waited for a quota reset."""
+        waited = response.extensions.get("kimi_quota_waited")
+        if waited:
+            self.total_due += waited
+            self.first_due += waited
+            self.due = self.first_due
+
     def late(self, yielded: bool, transport: Transport) -> APITimeoutError:
         d = transport.deadlines
         if clock.monotonic() > self.total_due:
@@ -170,6 +178,7 @@ class ChatStream:
                 read_floor=transport.deadlines.between_events,
             )
             self._response = response
+            times.shift(response)
             headers = self.headers = _headers_dict(response.headers)
             self.trace_id, self.request_id = response_ids(headers)
             self._secrets = _sent_secrets(response)
@@ -346,6 +355,7 @@ class AsyncChatStream:
                 read_floor=transport.deadlines.between_events,
             )
             self._response = response
+            times.shift(response)
             headers = self.headers = _headers_dict(response.headers)
             self.trace_id, self.request_id = response_ids(headers)
             self._secrets = _sent_secrets(response)

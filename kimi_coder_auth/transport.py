@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import weakref
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -341,7 +341,10 @@ class Transport:
 
         def call(waited: float = 0.0) -> tuple[httpx.Response, int]:
             due = None if deadline_at is None else deadline_at + waited
-            return self._send_retrying(method, path, body, deadline_at=due, **kw)
+            result = self._send_retrying(method, path, body, deadline_at=due, **kw)
+            if waited:  # a stream's reader moves its own deadlines by as much
+                result[0].extensions["kimi_quota_waited"] = waited
+            return result
 
         if path == "/usages":
             return call()
@@ -355,9 +358,12 @@ class Transport:
         """Async `_send`."""
         deadline_at = kw.pop("deadline_at", None)
 
-        def call(waited: float = 0.0) -> Awaitable[tuple[httpx.Response, int]]:
+        async def call(waited: float = 0.0) -> tuple[httpx.Response, int]:
             due = None if deadline_at is None else deadline_at + waited
-            return self._asend_retrying(method, path, body, deadline_at=due, **kw)
+            result = await self._asend_retrying(method, path, body, deadline_at=due, **kw)
+            if waited:
+                result[0].extensions["kimi_quota_waited"] = waited
+            return result
 
         if path == "/usages":
             return await call()

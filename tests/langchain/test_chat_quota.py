@@ -94,3 +94,12 @@ def test_rate_limiter_beyond_max_wait_raises_langchains_error(emu: Emulator, fak
     with pytest.raises(ModelRateLimitError, match="max_quota_wait=60"):
         llm.invoke("hi")
     assert fake.sleeps == []
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_a_stream_waits_past_its_own_deadline_for_the_reset(emu: Emulator, fake: FakeClock, protocol: str) -> None:
+    # the wait (an hour) is far longer than a stream's first-event deadline; it is moved along
+    emu.quota.exhaust("7d", resets_at=T0 + 3600)
+    llm = ChatKimiCoder(api_key=KEY, base_url=emu.base_url, on_quota="wait", protocol=protocol)
+    chunks = list(llm.stream("hi"))
+    assert "".join(str(c.content) for c in chunks) and fake.sleeps == [3600.0]
