@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 
 from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.errors import MalformedResponseError
 from kimi_coder_auth.params import apply_aliases
 from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT
 from kimi_coder_auth.routing import ChatCall
@@ -516,6 +517,7 @@ class ChatKimiCoder(BaseChatModel):
             try:
                 for delta in stream:
                     yield from chunks(delta)
+                state.check_tool_calls()
             except Exception as exc:
                 raise translate_error(exc) from exc.__cause__
             fixup = state.id_fixup()
@@ -541,6 +543,7 @@ class ChatKimiCoder(BaseChatModel):
                 async for delta in stream:
                     for chunk in chunks(delta):
                         yield chunk
+                state.check_tool_calls()
             except Exception as exc:
                 raise translate_error(exc) from exc.__cause__
             fixup = state.id_fixup()
@@ -883,6 +886,21 @@ class _StreamState:
                 )
             )
         return out
+
+    def check_tool_calls(self) -> None:
+        """Raise for a streamed tool call the server never named.
+
+        ``invoke`` reports it in ``invalid_tool_calls``; a stream cannot, because LangChain
+        re-derives tool calls from the merged chunks and would call it a tool named ``''``.
+        """
+        for tc in self.stream.accumulator.tool_calls():
+            error = getattr(tc, "error", None)
+            if error:
+                raise MalformedResponseError(
+                    f"The streamed answer is malformed: {error}.",
+                    trace_id=self.stream.trace_id,
+                    hint="Use invoke() to get it as an invalid tool call, or retry the request.",
+                )
 
     def id_fixup(self) -> ChatGenerationChunk | None:
         """A chunk giving calls whose id the stream never sent the core's id (the one

@@ -802,10 +802,10 @@ def test_cli_login_never_prints_device_code_or_tokens(
     emu: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     logs: LogCollector, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from kimi_coder_auth import device
+    from kimi_coder_auth import device_login
     from kimi_coder_auth.clock import FakeClock, use_clock
 
-    monkeypatch.setattr(device.webbrowser, "open", lambda url: True)
+    monkeypatch.setattr(device_login.webbrowser, "open", lambda url: True)
     emu.script_device(["authorization_pending", "approve"])
     with use_clock(FakeClock()):
         code, text = _cli(capsys, "login", "--no-browser")
@@ -1003,10 +1003,10 @@ def test_cli_failed_login_never_prints_the_device_code(
     step: str, emu: Emulator, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], logs: LogCollector, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from kimi_coder_auth import device
+    from kimi_coder_auth import device_login
     from kimi_coder_auth.clock import FakeClock, use_clock
 
-    monkeypatch.setattr(device.webbrowser, "open", lambda url: True)
+    monkeypatch.setattr(device_login.webbrowser, "open", lambda url: True)
     emu.script_device(["authorization_pending", step])
     with use_clock(FakeClock()):
         code, text = _cli(capsys, "login", "--no-browser")

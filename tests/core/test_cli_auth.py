@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kimi_coder_auth import device
+from kimi_coder_auth import device_login
 from kimi_coder_auth.cli import main
 from kimi_coder_auth.cli.auth_cmds import _Progress
 from kimi_coder_auth.clock import FakeClock, use_clock
@@ -54,7 +54,7 @@ def no_browser(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         opened.append(url)
         return True
 
-    monkeypatch.setattr(device.webbrowser, "open", record)
+    monkeypatch.setattr(device_login.webbrowser, "open", record)
     return opened
 
 
@@ -162,7 +162,7 @@ def test_login_browser_failure_is_not_fatal(
     def broken(url: str) -> bool:
         raise OSError("no browser here")
 
-    monkeypatch.setattr(device.webbrowser, "open", broken)
+    monkeypatch.setattr(device_login.webbrowser, "open", broken)
     assert main(["login"]) == 0
     assert emu_file().exists()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kimi_coder_auth import clock, device, oauth
+from kimi_coder_auth import clock, device, device_login, oauth
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.device import DevicePrompt, alogin, default_prompt, login
 from kimi_coder_auth.emulator import Emulator
@@ -379,7 +379,7 @@ def test_open_browser_called_and_failure_not_fatal(
         opened.append(url)
         raise RuntimeError("no display")
 
-    monkeypatch.setattr(device.webbrowser, "open", broken_open)
+    monkeypatch.setattr(device_login.webbrowser, "open", broken_open)
     prompts = Prompts()
     login(store=cli_store(), prompt=prompts, oauth_host=emu.oauth_host)
     assert opened == [prompts[0].verification_uri_complete]

@@ -145,3 +145,30 @@ def test_an_unnamed_streamed_tool_call_is_an_error_in_llama_index_not_a_tool_nam
         *_, last = llm.stream_chat([ChatMessage(role="user", content="hi")])
     with pytest.raises(MalformedResponseError, match="no tool name"):
         llm.get_tool_calls_from_response(last)
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream", "streaming-invoke"])
+def test_an_unnamed_streamed_tool_call_raises_in_langchain_not_a_tool_named_empty(mode: str) -> None:
+    """LangChain re-derives tool calls from merged chunks, so a stream cannot carry the call as
+    invalid: it raises a typed error instead of ending with a tool named ''."""
+    import asyncio
+
+    from langchain_core.exceptions import ModelAPIError
+
+    from langchain_kimi_coder import ChatKimiCoder
+
+    with _serve_sse(_orphan_chunks()) as srv:
+        extra = {"streaming": True} if mode == "streaming-invoke" else {}
+        model = ChatKimiCoder(api_key=KEY, base_url=srv.base_url, **extra)
+        with pytest.raises(MalformedResponseError, match="never its name") as info:
+            if mode == "stream":
+                list(model.stream("hi"))
+            elif mode == "astream":
+                async def run() -> None:
+                    async for _ in model.astream("hi"):
+                        pass
+
+                asyncio.run(run())
+            else:
+                model.invoke("hi")
+    assert isinstance(info.value, ModelAPIError)
