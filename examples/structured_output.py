@@ -1,4 +1,4 @@
-"""Structured output with ChatKimiCoder: a Pydantic object back, three ways.
+"""Structured output with ChatKimiCoder: a Pydantic object back, two ways.
 
 Needs the `langchain` extra: `python -m pip install ".[langchain]"` (from a clone) or
 `pip install "kimi-coder[langchain]"`.
@@ -7,7 +7,9 @@ With no `method`, ChatKimiCoder picks what the model honours: `json_schema` (a n
 `response_format`, thinking stays on) while the model thinks, a forced tool call
 (`function_calling`) when thinking is off. An explicit `method` is kept; `function_calling` with
 thinking on sends that one request with thinking disabled where the model allows it (Kimi rejects
-a forced tool choice while thinking). `include_raw=True` also returns the raw message.
+a forced tool choice while thinking) and warns on models that always think, as every current
+Coding Plan model does, so this example leaves `method` unset. `include_raw=True` also returns
+the raw message.
 
     python examples/structured_output.py                        # offline emulator
     python examples/structured_output.py --base-url https://api.kimi.com/coding/v1
@@ -57,10 +59,6 @@ def main() -> None:
         bug = model.with_structured_output(Bug).invoke(f"Extract the bug report: {text}")
         print("default (json_schema while thinking):", bug)
 
-        bug = model.with_structured_output(Bug, method="function_calling").invoke(
-            f"Extract the bug report: {text}"
-        )
-        print("function_calling:                    ", bug)
 
         raw = model.with_structured_output(Bug, include_raw=True).invoke(
             f"Extract the bug report as JSON: {text}"

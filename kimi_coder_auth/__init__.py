@@ -52,6 +52,9 @@ _LAZY = {
     "PlanUsage": "usage",
     "UsageWindow": "usage",
     "QuotaPacer": "quota_pacing",
+    # side services (/search, /fetch, /files)
+    "KimiServices": "services",
+    "SearchResult": "services",
     # emulator
     "Emulator": "emulator",
 }
@@ -82,6 +85,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .quota_pacing import QuotaPacer
     from .refresh import Credential, CredentialStatus, OAuthCredential
     from .region import Endpoint, resolve_endpoint
+    from .services import KimiServices, SearchResult
     from .sources import (
         DiscoveredCredential,
         StaticCredential,

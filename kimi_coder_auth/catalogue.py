@@ -6,6 +6,7 @@ the server is the only authority on context sizes and thinking modes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -15,6 +16,7 @@ __all__ = [
     "DEFAULT_CONTEXT_LENGTH",
     "DEFAULT_MAX_OUTPUT_TOKENS",
     "DEFAULT_MODEL",
+    "LEGACY_ALIASES",
     "ModelInfo",
     "ThinkingSupport",
     "get_model_info",
@@ -22,11 +24,15 @@ __all__ = [
 ]
 
 ThinkingSupport = Literal["only", "both", "no"]
+Protocol = Literal["openai", "anthropic"]
 
 DEFAULT_MODEL = "kimi-for-coding"
 DEFAULT_CONTEXT_LENGTH = 262144
-#: The server declares no output limit; 32768 is the value every known client uses.
+#: The server declares no output limit; 32768 is what models.dev lists for the plan's entries
+#: (Kimi Code clamps at 128 Ki; the server maximum is unverified), so it is safe either way.
 DEFAULT_MAX_OUTPUT_TOKENS = 32768
+
+_log = logging.getLogger("kimi_coder_auth.catalogue")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,9 @@ class ModelInfo:
 
     ``thinking``: ``"only"`` = always thinks (never send ``disabled``), ``"both"`` = toggleable,
     ``"no"`` = never thinks. ``known`` is False for a conservative guess about an unknown id.
+    ``protocol``: the route the service declares for the model (``"openai"`` =
+    ``/chat/completions``, ``"anthropic"`` = ``/messages``). ``alias_of``: the id the service
+    routes a legacy id to (legacy ids are absent from ``/models``).
     """
 
     id: str
@@ -48,6 +57,8 @@ class ModelInfo:
     supports_video_in: bool = False
     supports_tool_use: bool = True
     known: bool = True
+    protocol: Protocol = "openai"
+    alias_of: str | None = None
 
     @property
     def can_disable_thinking(self) -> bool:
@@ -64,20 +75,45 @@ def _builtin(*infos: ModelInfo) -> dict[str, ModelInfo]:
     return {i.id: i for i in infos}
 
 
-BUILTIN_MODELS: Mapping[str, ModelInfo] = _builtin(
-    # kimi-cli treats kimi-for-coding as toggleable; newer servers may say "only" via /models.
-    ModelInfo("kimi-for-coding", "Kimi For Coding", 262144, 32768, "both"),
-    ModelInfo("kimi-for-coding-highspeed", "Kimi For Coding (high speed)", 262144, 32768, "both"),
+_K3_EFFORTS = ("low", "high", "max")
+
+#: The four ids the live ``/models`` lists (Dec 2026). ``k3``'s default effort is reported as
+#: ``max`` (July) and ``high`` (later); the built-in says ``high`` and live ``/models`` decides.
+#: ``k3``'s context is 1 Mi on Allegretto and above but 256 Ki on Moderato: the built-in keeps
+#: the smaller value so an offline guess never overflows; live ``/models`` gives the tier's value.
+_LIVE = (
     ModelInfo(
-        "k3", "K3", 1048576, 32768, "only", ("low", "high", "max"), "max", supports_video_in=True
+        "kimi-for-coding", "K2.7 Code", 262144, 32768, "only", supports_video_in=True,
     ),
     ModelInfo(
-        "k3-256k", "K3 (256k)", 262144, 32768, "only", ("low", "high", "max"), "max",
+        "kimi-for-coding-highspeed", "K2.7 Code HighSpeed", 262144, 32768, "only",
         supports_video_in=True,
     ),
-    ModelInfo("kimi-k2.6", "Kimi K2.6", 262144, 32768, "both"),
-    ModelInfo("kimi-k2-thinking", "Kimi K2 Thinking", 262144, 32768, "only"),
+    ModelInfo("k3", "K3", 262144, 32768, "only", _K3_EFFORTS, "high", supports_video_in=True),
+    ModelInfo("k3-256k", "K3 (256k)", 262144, 32768, "only", _K3_EFFORTS, "high"),
 )
+
+#: Legacy ids the service routes to K2.7 Code (k2p5, k2p6, kimi-k2-thinking confirmed by the
+#: Kimi Code team; kimi-k2.6 unverified, treated the same so no request is built that K2.7
+#: would reject).
+LEGACY_ALIASES: Mapping[str, str] = {
+    "k2p5": "kimi-for-coding",
+    "k2p6": "kimi-for-coding",
+    "kimi-k2-thinking": "kimi-for-coding",
+    "kimi-k2.6": "kimi-for-coding",
+}
+
+
+def _aliases() -> list[ModelInfo]:
+    live = {i.id: i for i in _LIVE}
+    return [
+        replace(live[target], id=alias, display_name=f"{alias} (-> {live[target].display_name})",
+                alias_of=target)
+        for alias, target in LEGACY_ALIASES.items()
+    ]
+
+
+BUILTIN_MODELS: Mapping[str, ModelInfo] = _builtin(*_LIVE, *_aliases())
 
 
 def _as_bool(value: Any, default: bool) -> bool:
@@ -159,19 +195,52 @@ def model_info_from_api(entry: Mapping[str, Any]) -> ModelInfo:
         ),
         supports_tool_use=_as_bool(entry.get("supports_tool_use"), True),
         known=True,
+        protocol=_protocol(entry.get("protocol"), base),
+        alias_of=None,
     )
 
 
+def _protocol(value: Any, base: ModelInfo | None) -> Protocol:
+    if isinstance(value, str) and value.lower() in ("openai", "anthropic"):
+        return value.lower()  # type: ignore[return-value]
+    return base.protocol if base is not None else "openai"
+
+
+_COMPARED = ("context_length", "thinking", "efforts", "default_effort", "supports_image_in",
+             "supports_video_in", "protocol")
+_reported: set[tuple[str, str, str]] = set()
+
+
+def _report_disagreement(live: ModelInfo, builtin: ModelInfo) -> None:
+    """Log once per (model, field, live value) at DEBUG where live ``/models`` and the built-in
+    table differ, so a stale table is visible without noise (live always wins)."""
+    for name in _COMPARED:
+        lv, bv = getattr(live, name), getattr(builtin, name)
+        if lv != bv:
+            key = (live.id, name, repr(lv))
+            if key not in _reported:
+                _reported.add(key)
+                _log.debug(
+                    "live /models says %s.%s=%r; the built-in catalogue says %r (live wins)",
+                    live.id, name, lv, bv,
+                )
+
+
 def get_model_info(model_id: str, live: Iterable[Mapping[str, Any]] | None = None) -> ModelInfo:
-    """Capabilities of ``model_id``: the live ``/models`` entry wins, then the built-in table,
-    then a conservative default (thinking ``"both"``, 262144/32768) with ``known=False``."""
+    """Capabilities of ``model_id``: the live ``/models`` entry wins, then the built-in table
+    (legacy aliases included), then a conservative default (thinking ``"both"``, 262144/32768)
+    with ``known=False``."""
     if live:
         for entry in live:
             if isinstance(entry, Mapping) and entry.get("id") == model_id:
                 try:
-                    return model_info_from_api(entry)
+                    info = model_info_from_api(entry)
                 except ValueError:
                     break
+                builtin = BUILTIN_MODELS.get(model_id)
+                if builtin is not None:
+                    _report_disagreement(info, builtin)
+                return info
     info = BUILTIN_MODELS.get(model_id)
     if info is not None:
         return info

@@ -70,11 +70,6 @@ __all__ = [
     "DevicePrompt",
     "Done",
     "Sleep",
-    "alogin",
-    "default_prompt",
-    "login",
-    "login_target",
-    "resolve_store",
 ]
 
 logger = logging.getLogger(__name__)
@@ -449,5 +444,14 @@ def _authorization_error(status: int, body: Mapping[str, Any] | None) -> OAuthEr
     )
 
 
-# The drivers live in device_login.py; re-exported so `device.login` keeps working.
-from .device_login import alogin, default_prompt, login, login_target, resolve_store  # noqa: E402
+_DRIVERS = frozenset({"alogin", "default_prompt", "login", "login_target", "resolve_store"})
+
+
+def __getattr__(name: str) -> Any:
+    """The drivers live in `device_login`; `device.login` and friends still resolve (lazily, so
+    importing either module first works)."""
+    if name in _DRIVERS:
+        from . import device_login
+
+        return getattr(device_login, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -81,6 +81,8 @@ class StreamDelta:
     usage: Usage | None = None
     model: str | None = None
     id: str | None = None
+    #: K3's ``reasoning_details`` entries exactly as this chunk carried them (with ``index``).
+    reasoning_details: list[dict[str, Any]] | None = None
     signature: str | None = None
 
 
@@ -101,6 +103,8 @@ class Completion:
     tool_calls: list[ToolCall]
     finish_reason: str | None
     usage: Usage | None
+    #: K3's ``reasoning_details``, merged by streaming index, in replay form (no ``index``).
+    reasoning_details: list[dict[str, Any]] | None = None
     thinking_blocks: list[dict[str, Any]] | None = None
     protocol: str = "openai"
 
@@ -111,13 +115,18 @@ class BuiltRequest:
 
     ``thinking_on``: whether thinking is effectively on for this request (after the forced-tool
     policy). ``tool_choice_relaxed``: a forced tool choice was downgraded to ``"auto"``, so the
-    adapter should check that a tool call actually came back.
+    adapter should check that a tool call actually came back. ``preserve_thinking``: Kimi Code's
+    ``thinking.keep = "all"`` is in effect (requested and thinking on); the Anthropic route
+    sends it as a ``context_management`` ``clear_thinking_20251015`` edit. ``prompt_cache_key``:
+    the cache key sent (``metadata.user_id`` on the Anthropic route), None when none is.
     """
 
     body: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     thinking_on: bool = False
     tool_choice_relaxed: bool = False
+    preserve_thinking: bool = False
+    prompt_cache_key: str | None = None
 
 
 def usage_counts(usage: Usage) -> dict[str, int]:

@@ -5,6 +5,7 @@ Kimi enforces these on either route; each codec turns the decisions into its own
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,11 +17,13 @@ from .schema import normalize_schema
 __all__ = [
     "FORCED_TOOL_POLICIES",
     "SAMPLING_PARAMS",
+    "derive_prompt_cache_key",
     "has_remote_images",
     "is_forced_choice",
     "map_tool_choice",
     "needs_live_model_info",
     "normalize_response_format",
+    "resolve_prompt_cache_key",
     "resolve_tools_and_thinking",
     "thinking_on",
     "thinking_param",
@@ -216,6 +219,33 @@ def has_remote_images(messages: Sequence[Mapping[str, Any]]) -> bool:
     return False
 
 
+# --------------------------------------------------------------------------- prompt cache key
+
+#: ``prompt_cache_key="auto"``: derive the key from the conversation's own id when there is one.
+AUTO_CACHE_KEY = "auto"
+
+
+def derive_prompt_cache_key(conversation_id: str) -> str:
+    """A stable cache key for one conversation id (a LangGraph ``thread_id``, a chat-store key):
+    hashed, so no user identifier goes on the wire, and namespaced to kimi-coder."""
+    digest = hashlib.sha256(b"kimi-coder/prompt-cache\0" + conversation_id.encode("utf-8"))
+    return "kc-" + digest.hexdigest()[:32]
+
+
+def resolve_prompt_cache_key(setting: str | None, conversation_id: Any = None) -> str | None:
+    """The key to send: an explicit string verbatim; ``"auto"`` -> derived from
+    ``conversation_id`` (None when there is none); None -> no key."""
+    if setting is None:
+        return None
+    if not isinstance(setting, str):
+        raise ValueError(
+            f"prompt_cache_key must be a string, 'auto' or None, got {type(setting).__name__}."
+        )
+    if setting != AUTO_CACHE_KEY:
+        return setting
+    if conversation_id is None or conversation_id == "":
+        return None
+    return derive_prompt_cache_key(str(conversation_id))
 def resolve_tools_and_thinking(
     model: str,
     info: ModelInfo,

@@ -245,6 +245,8 @@ class Transport:
         return self._user_agent or os.environ.get(ENV_USER_AGENT) or default_user_agent()
 
     def _url(self, path: str) -> str:
+        if path.startswith(("https://", "http://")):
+            return path  # a side service configured with its own full URL
         base = self.base_url
         scheme, sep, rest = base.partition("://")
         if sep and scheme.lower() in ("https", "http") and scheme != scheme.lower():
@@ -379,6 +381,7 @@ class Transport:
         *,
         stream: bool = False,
         attempt: int = 0,
+        raw: tuple[bytes | None, Mapping[str, str]] | None = None,
         route: str = "openai",
         deadline_at: float | None = None,
         read_floor: float | None = None,
@@ -388,12 +391,15 @@ class Transport:
         A non-stream answer is read here, under ``max_response_bytes`` and the call deadline
         (``deadline_at``, on `clock.monotonic`; default now + ``deadlines.total``; a stream's
         reader passes its own). A body that breaks mid-read is retried only for a GET: the
-        server may already have run a POST.
+        server may already have run a POST. ``raw``: (body bytes, header overrides) for a
+        non-JSON request.
         """
         client = http_pool._get_sync_client()
         url = self._url(path)
-        content = _encode(body) if body is not None else None
+        content = _encode(body) if body is not None else (raw[0] if raw else None)
         headers = self._request_headers(stream=stream, has_body=content is not None)
+        if raw:
+            headers.update(raw[1])
         deadline_at = self._call_deadline(stream, deadline_at)
         cap = self.limits.response
         auth = self._auth
@@ -458,6 +464,7 @@ class Transport:
         *,
         stream: bool = False,
         attempt: int = 0,
+        raw: tuple[bytes | None, Mapping[str, str]] | None = None,
         route: str = "openai",
         deadline_at: float | None = None,
         read_floor: float | None = None,
@@ -465,8 +472,10 @@ class Transport:
         """Async `_send_retrying`."""
         client = await http_pool._get_async_client()
         url = self._url(path)
-        content = _encode(body) if body is not None else None
+        content = _encode(body) if body is not None else (raw[0] if raw else None)
         headers = self._request_headers(stream=stream, has_body=content is not None)
+        if raw:
+            headers.update(raw[1])
         deadline_at = self._call_deadline(stream, deadline_at)
         cap = self.limits.response
         auth = self._auth
@@ -573,6 +582,24 @@ class Transport:
         """A lazy async stream of chunk dicts; sent on first ``__anext__`` or `aopen()`."""
         return AsyncChatStream(self, body if body.get("stream") is True else {**body, "stream": True})
 
+    def request(
+        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None,
+        content: bytes | None = None, headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One authenticated request to ``{base}{path}`` (or a full URL) with the transport's
+        retries and typed errors; returns the read 2xx response (side services use this)."""
+        raw = (content, dict(headers or {}))
+        response, _ = self._send(method, path, json_body, raw=raw)
+        return response
+
+    async def arequest(
+        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None,
+        content: bytes | None = None, headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Async `request`."""
+        raw = (content, dict(headers or {}))
+        response, _ = await self._asend(method, path, json_body, raw=raw)
+        return response
     # ------------------------------------------------------------------ messages (Anthropic)
 
     def messages(self, body: Mapping[str, Any]) -> ChatResult:

@@ -186,7 +186,9 @@ class StreamPrinter:
         calls = sum(1 for u in usages if u)
         inp = f"{flat.get('input_tokens', 0)} input"
         if flat.get("cache_read"):
-            inp += f" ({flat['cache_read']} cached)"
+            total_in = flat.get("input_tokens") or 0
+            share = f", {100 * flat['cache_read'] // total_in}%" if total_in else ""
+            inp += f" ({flat['cache_read']} cached{share})"
         outp = f"{flat.get('output_tokens', 0)} output"
         if flat.get("reasoning"):
             outp += f" ({flat['reasoning']} reasoning)"
@@ -203,7 +205,7 @@ def build_chat_model(args: argparse.Namespace) -> Any:
 
     kwargs: dict[str, Any] = {}
     for opt in ("model", "base_url", "api_key", "credentials", "thinking", "effort", "max_tokens",
-                "user_agent", "timeout", "protocol"):
+                "user_agent", "timeout", "protocol", "preserve_thinking"):
         value = getattr(args, opt, None)
         if opt == "credentials" and value == "auto":
             value = None

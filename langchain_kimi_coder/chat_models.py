@@ -34,6 +34,7 @@ from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.errors import MalformedResponseError
 from kimi_coder_auth.params import apply_aliases
 from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT
+from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 from kimi_coder_auth.routing import ChatCall
 from kimi_coder_auth.structured import choose_structured_method, json_schema_format
 from kimi_coder_auth.tokens import count_message_tokens, count_tokens
@@ -163,8 +164,13 @@ class ChatKimiCoder(BaseChatModel):
     """Default stop sequences."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra body fields merged into every request."""
-    prompt_cache_key: str | None = None
-    """Sent as ``prompt_cache_key`` (e.g. a session id) to improve cache hits."""
+    prompt_cache_key: str | None = "auto"
+    """Kimi's prompt-cache key. ``"auto"`` (default): inside a LangGraph run with a
+    ``thread_id`` (``configurable.thread_id``) send a key hashed from it, otherwise none; a
+    string is sent verbatim; None sends no key."""
+    preserve_thinking: bool = False
+    """Kimi Code's preserved thinking (``thinking.keep = "all"``): while thinking is on, every
+    assistant turn in the history is replayed with its reasoning (``""`` when it had none)."""
     protocol: Literal["auto", "openai", "anthropic"] | None = None
     """Wire route: ``"openai"`` (``/chat/completions``), ``"anthropic"`` (``/messages``) or
     ``"auto"``: the model's ``/models`` protocol when known, else OpenAI, moving to Anthropic for
@@ -196,9 +202,15 @@ class ChatKimiCoder(BaseChatModel):
             extra[name] = values.pop(name)
         clashing = sorted(known.intersection(extra))
         if clashing:
+            hint = ""
+            if isinstance(extra.get("thinking"), dict):
+                hint = (
+                    " For the thinking object use thinking=True/False, effort=... and "
+                    "preserve_thinking=True (thinking.keep='all')."
+                )
             raise ValueError(
                 f"model_kwargs holds {', '.join(clashing)}, which ChatKimiCoder takes as "
-                "parameters; pass them directly instead."
+                f"parameters; pass them directly instead.{hint}"
             )
         if extra or "model_kwargs" in values:
             values["model_kwargs"] = extra
@@ -272,6 +284,34 @@ class ChatKimiCoder(BaseChatModel):
         if stop:
             params["ls_stop"] = stop
         return params
+
+    # The run config's ``configurable.thread_id`` reaches ``_generate`` only through these entry
+    # points (LangChain passes callbacks and metadata down, not ``configurable``), so each hands
+    # it on as a private call kwarg for ``prompt_cache_key="auto"``.
+
+    def invoke(  # type: ignore[override]
+        self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return super().invoke(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+
+    async def ainvoke(  # type: ignore[override]
+        self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return await super().ainvoke(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+
+    def stream(  # type: ignore[override]
+        self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        return super().stream(input, config, stop=stop, **_thread_kwarg(config, kwargs))
+
+    def astream(  # type: ignore[override]
+        self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        return super().astream(input, config, stop=stop, **_thread_kwarg(config, kwargs))
 
     def _convert_input(self, model_input: LanguageModelInput) -> PromptValue:
         """LangChain's input conversion, without re-validating a plain list that already holds
@@ -374,7 +414,8 @@ class ChatKimiCoder(BaseChatModel):
     # ------------------------------------------------------------------ request building
 
     def _params(
-        self, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool
+        self, stop: list[str] | None, kwargs: dict[str, Any], *, stream: bool,
+        run_manager: Any = None,
     ) -> dict[str, Any]:
         """Merge instance settings with call-time kwargs into ``build_request`` arguments."""
         kw = dict(kwargs)
@@ -408,18 +449,24 @@ class ChatKimiCoder(BaseChatModel):
             params["reasoning_placeholder"] = placeholder
         for key in SAMPLING_PARAMS:
             params[key] = kw.pop(key, getattr(self, key))
+        params["preserve_thinking"] = bool(kw.pop("preserve_thinking", self.preserve_thinking))
+        cache_setting = kw.pop("prompt_cache_key", self.prompt_cache_key)
+        thread = kw.pop(_THREAD_KWARG, None)
+        if cache_setting == "auto" and thread is None:
+            thread = _thread_id(run_manager)
+        params["prompt_cache_key"] = resolve_prompt_cache_key(
+            cache_setting, thread if cache_setting == "auto" else None
+        )
         extra: dict[str, Any] = dict(self.model_kwargs)
-        if self.prompt_cache_key is not None:
-            extra["prompt_cache_key"] = self.prompt_cache_key
         extra.update(kw)  # unknown call-time kwargs go to the body, as with model_kwargs
         params["extra"] = extra or None
         return params
 
     def _build(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
-        stream: bool,
+        stream: bool, run_manager: Any = None,
     ) -> ChatCall:
-        params = self._params(stop, kwargs, stream=stream)
+        params = self._params(stop, kwargs, stream=stream, run_manager=run_manager)
         protocol = params.pop("protocol")
         wire = convert_messages(messages)
         model = params.pop("model")
@@ -437,9 +484,9 @@ class ChatKimiCoder(BaseChatModel):
 
     async def _abuild(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], *,
-        stream: bool,
+        stream: bool, run_manager: Any = None,
     ) -> ChatCall:
-        params = self._params(stop, kwargs, stream=stream)
+        params = self._params(stop, kwargs, stream=stream, run_manager=run_manager)
         protocol = params.pop("protocol")
         wire = convert_messages(messages)
         model = params.pop("model")
@@ -463,7 +510,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._build(messages, stop, kwargs, stream=False)
+        call = self._build(messages, stop, kwargs, stream=False, run_manager=run_manager)
         try:
             completion = call.complete()
         except Exception as exc:
@@ -477,7 +524,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = await self._abuild(messages, stop, kwargs, stream=False)
+        call = await self._abuild(messages, stop, kwargs, stream=False, run_manager=run_manager)
         try:
             completion = await call.acomplete()
         except Exception as exc:
@@ -509,7 +556,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = self._build(messages, stop, kwargs, stream=True)
+        call = self._build(messages, stop, kwargs, stream=True, run_manager=run_manager)
         stream = call.stream()
         state = _StreamState(call, stream, v1=self.output_version == "v1")
         try:
@@ -534,7 +581,7 @@ class ChatKimiCoder(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = await self._abuild(messages, stop, kwargs, stream=True)
+        call = await self._abuild(messages, stop, kwargs, stream=True, run_manager=run_manager)
         stream = call.astream()
         state = _StreamState(call, stream, v1=self.output_version == "v1")
         try:
@@ -687,6 +734,34 @@ class ChatKimiCoder(BaseChatModel):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+_THREAD_KWARG = "_kimi_thread_id"
+
+
+def _thread_kwarg(config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` plus the config's ``configurable.thread_id`` under a private key (if any)."""
+    if isinstance(config, dict):
+        tid = (config.get("configurable") or {}).get("thread_id")
+        if tid is not None and _THREAD_KWARG not in kwargs:
+            return {**kwargs, _THREAD_KWARG: tid}
+    return kwargs
+
+
+def _thread_id(run_manager: Any) -> Any:
+    """The LangGraph ``thread_id`` of the current run: ``configurable.thread_id`` of the run
+    config in context, else the run's metadata (LangGraph copies it there); None outside one."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    config = var_child_runnable_config.get()
+    if config:
+        tid = (config.get("configurable") or {}).get("thread_id")
+        if tid is not None:
+            return tid
+    metadata = getattr(run_manager, "metadata", None)
+    if isinstance(metadata, dict):
+        return metadata.get("thread_id")
+    return None
 
 
 def _needs_live(params: dict[str, Any], wire: list[dict[str, Any]]) -> bool:
@@ -951,6 +1026,9 @@ class _StreamState:
         usage = usage_to_metadata(acc.usage) if (acc.usage and call.include_usage) else None
         additional: dict[str, Any] = {}
         content: Any = [] if self.v1 else ""
+        details = acc.reasoning_details() if stream.protocol != "anthropic" else None  # type: ignore[union-attr]
+        if details:
+            additional["reasoning_details"] = details
         if stream.protocol == "anthropic":
             blocks = acc.thinking_blocks()  # type: ignore[union-attr]
             if blocks:

@@ -248,7 +248,11 @@ def stream_agent(agent: Any, task: str, printer: StreamPrinter) -> dict[str, Any
     usages: list[Any] = []
     tool_calls = 0
     answer = ""
-    for mode, payload in agent.stream({"messages": [("user", task)]}, stream_mode=["messages", "updates"]):
+    # A thread id lets ChatKimiCoder's prompt_cache_key="auto" send a (hashed) cache key, so the
+    # usage line shows the cached share from the second model call on.
+    config = {"configurable": {"thread_id": "kimi-coder-demo"}}
+    for mode, payload in agent.stream({"messages": [("user", task)]}, config,
+                                      stream_mode=["messages", "updates"]):
         if mode == "messages":
             chunk = payload[0]
             if isinstance(chunk, AIMessage):  # chunks while streaming; whole message otherwise
@@ -285,7 +289,7 @@ def run_demo(*, thinking: bool = True, plain: bool = False, out: TextIO | None =
     ) as emu:
         root = make_workspace(Path(tmp))
         model = ChatKimiCoder(
-            model="kimi-for-coding", base_url=emu.base_url, api_key=DEMO_API_KEY,
+            model="kimi-for-coding" if thinking else "toggle-thinking", base_url=emu.base_url, api_key=DEMO_API_KEY,
             thinking=thinking, max_retries=0, timeout=30,
         )
         agent = build_agent(model, make_tools(root))

@@ -291,6 +291,10 @@ def message_to_wire(message: BaseMessage, index: int = 0) -> dict[str, Any]:
         reasoning = reasoning_of(message)
         if reasoning is not None:
             out["reasoning_content"] = reasoning
+        details = message.additional_kwargs.get("reasoning_details")
+        provider = (message.response_metadata or {}).get("model_provider")
+        if isinstance(details, list) and details and provider in (None, MODEL_PROVIDER):
+            out["reasoning_details"] = details  # K3; the core drops the streaming index
         thinking = thinking_blocks_of(message)
         if thinking:
             out["thinking_blocks"] = thinking
@@ -396,6 +400,8 @@ def completion_to_message(
     additional: dict[str, Any] = {}
     if completion.reasoning_content is not None:
         additional["reasoning_content"] = completion.reasoning_content
+    if completion.reasoning_details:
+        additional["reasoning_details"] = completion.reasoning_details
     if completion.thinking_blocks:
         additional["thinking_blocks"] = completion.thinking_blocks
     tool_calls, invalid = parse_tool_calls(completion.tool_calls)

@@ -38,6 +38,7 @@ from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.errors import MalformedResponseError
 from kimi_coder_auth.params import apply_aliases
 from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT
+from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 from kimi_coder_auth.routing import ChatCall
 from kimi_coder_auth.secret import Secret
 from kimi_coder_auth.structured import choose_structured_method, json_schema_format
@@ -189,6 +190,11 @@ class _StreamBuilder:
         self.usage_raw: dict[str, Any] | None = None
         self.yielded = False
 
+    def _reasoning_details(self) -> list[dict[str, Any]] | None:
+        """K3's merged ``reasoning_details`` so far (OpenAI route only)."""
+        getter = getattr(self.stream.accumulator, "reasoning_details", None)
+        return getter() if getter is not None else None
+
     def step(self, d: StreamDelta) -> ChatResponse | None:
         changed = False
         blocks = self.blocks
@@ -217,6 +223,8 @@ class _StreamBuilder:
         if d.usage is not None:
             self.usage = usage_counts(d.usage)
             self.usage_raw = {**d.usage.raw, **self.usage}
+            changed = True
+        if d.reasoning_details is not None:
             changed = True
         if d.finish_reason is not None:
             self.finish_reason = d.finish_reason
@@ -249,10 +257,14 @@ class _StreamBuilder:
             message_blocks = [*first, *blocks[1:]]
         else:
             message_blocks = list(blocks)
+        kwargs: dict[str, Any] = {"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {}
+        details = self._reasoning_details()
+        if details:
+            kwargs["reasoning_details"] = details
         message = _message(
             role=_ASSISTANT,
             blocks=message_blocks,
-            additional_kwargs={"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {},
+            additional_kwargs=kwargs,
         )
         return _chat_response(message, delta, raw, extra)
 
@@ -265,6 +277,16 @@ def _ids(source: Any) -> dict[str, str]:
     """``x_trace_id`` / ``x_request_id`` of an answer, for ``raw`` (only the ones it has)."""
     ids = {"x_trace_id": getattr(source, "trace_id", None), "x_request_id": getattr(source, "request_id", None)}
     return {k: v for k, v in ids.items() if v}
+
+
+def _session_of(messages: Sequence[ChatMessage]) -> str | None:
+    """The conversation's session id where LlamaIndex marks it on a message (memory blocks set
+    ``additional_kwargs["session_id"]`` on messages pushed with one); None when absent."""
+    for message in messages:
+        sid = message.additional_kwargs.get("session_id")
+        if isinstance(sid, str) and sid:
+            return sid
+    return None
 
 
 def _thinking_blocks(blocks: list[dict[str, Any]]) -> list[ThinkingBlock]:
@@ -384,6 +406,21 @@ class KimiCoderLLM(FunctionCallingLLM):
     stop: list[str] | None = Field(default=None, description="Stop sequences.")
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra request-body fields, merged last."
+    )
+    prompt_cache_key: str | None = Field(
+        default="auto",
+        description=(
+            "Kimi's prompt-cache key. 'auto': hashed from the conversation's session id when "
+            "a message carries one (additional_kwargs['session_id']), otherwise none; a string "
+            "is sent verbatim; None sends no key."
+        ),
+    )
+    preserve_thinking: bool = Field(
+        default=False,
+        description=(
+            "Kimi Code's preserved thinking (thinking.keep='all'): while thinking is on, every "
+            "assistant turn is replayed with its reasoning ('' when it had none)."
+        ),
     )
     protocol: Literal["auto", "openai", "anthropic"] | None = Field(
         default=None,
@@ -550,6 +587,11 @@ class KimiCoderLLM(FunctionCallingLLM):
         }
         if self.reasoning_placeholder is not None:
             args["reasoning_placeholder"] = self.reasoning_placeholder
+        args["preserve_thinking"] = bool(kw.pop("preserve_thinking", self.preserve_thinking))
+        cache_setting = kw.pop("prompt_cache_key", self.prompt_cache_key)
+        args["prompt_cache_key"] = resolve_prompt_cache_key(
+            cache_setting, _session_of(messages) if cache_setting == "auto" else None
+        )
         for name in _DROP:
             kw.pop(name, None)
         extra = {**self.additional_kwargs, **kw}

@@ -199,6 +199,9 @@ def message_to_wire(message: ChatMessage) -> dict[str, Any]:
         reasoning = reasoning_of(message)
         if reasoning is not None:
             out["reasoning_content"] = reasoning
+        details = message.additional_kwargs.get("reasoning_details")
+        if isinstance(details, list) and details:
+            out["reasoning_details"] = details  # K3; the core drops the streaming index
         thinking = thinking_blocks_of(message)
         if thinking:
             out["thinking_blocks"] = thinking
@@ -263,8 +266,12 @@ def build_message(
 
 
 def completion_to_message(completion: Completion) -> ChatMessage:
-    """A non-streamed completion as an assistant `ChatMessage`."""
-    return build_message(
+    """A non-streamed completion as an assistant `ChatMessage` (K3's ``reasoning_details`` in
+    ``additional_kwargs`` beside the ThinkingBlock)."""
+    message = build_message(
         completion.content or "", completion.reasoning_content, completion.tool_calls,
         completion.thinking_blocks,
     )
+    if completion.reasoning_details:
+        message.additional_kwargs["reasoning_details"] = completion.reasoning_details
+    return message

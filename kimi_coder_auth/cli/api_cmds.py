@@ -93,7 +93,8 @@ def _tokens(n: int) -> str:
 
 
 def format_models(models: Sequence[Mapping[str, Any]]) -> str:
-    """The `models` table: id, context, thinking, efforts, images."""
+    """The `models` table from the service's own entries: id, context, thinking, efforts,
+    images, video, protocol (``-`` where the service declares no protocol)."""
     from ..catalogue import model_info_from_api
 
     thinking_label = {"only": "always", "both": "on/off", "no": "no"}
@@ -110,11 +111,13 @@ def format_models(models: Sequence[Mapping[str, Any]]) -> str:
                 thinking_label.get(info.thinking, info.thinking),
                 efforts,
                 "yes" if info.supports_image_in else "no",
+                "yes" if info.supports_video_in else "no",
+                str(entry.get("protocol") or "-"),
             ]
         )
     if not rows:
         return "The server listed no models."
-    return _table(["id", "context", "thinking", "efforts", "images"], rows)
+    return _table(["id", "context", "thinking", "efforts", "images", "video", "protocol"], rows)
 
 
 def _in(seconds: float) -> str:

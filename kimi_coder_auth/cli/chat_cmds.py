@@ -79,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chat.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
                       help="turn the model's reasoning on or off (default: the model's default)")
     chat.add_argument("--effort", help="reasoning effort, for models that list efforts (e.g. low, high)")
+    chat.add_argument("--preserve-thinking", action="store_true", default=None,
+                      help="replay every earlier answer's reasoning, as Kimi Code does "
+                      "(thinking.keep = all)")
     chat.add_argument("--max-tokens", type=int, help="output token limit for each answer")
     chat.add_argument("--timeout", type=float, help="request timeout in seconds")
     chat.add_argument("--user-agent", help="User-Agent to send (default: kimi-coder's own)")

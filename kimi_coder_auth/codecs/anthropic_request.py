@@ -287,9 +287,15 @@ def build_messages_request(
     model_info: ModelInfo | None = None,
     extra: Mapping[str, Any] | None = None,
     reasoning_placeholder: str = DEFAULT_REASONING_PLACEHOLDER,
+    preserve_thinking: bool = False,
+    prompt_cache_key: str | None = None,
     **sampling: Any,
 ) -> BuiltRequest:
     """Build a Kimi ``/messages`` body from the same arguments as the OpenAI ``build_request``.
+
+    ``preserve_thinking`` (Kimi Code's ``thinking.keep = "all"``) becomes a ``context_management``
+    ``clear_thinking_20251015`` edit keeping all thinking, sent only while thinking is on;
+    ``prompt_cache_key`` becomes ``metadata.user_id``.
 
     ``include_usage`` is accepted for symmetry (this route always reports usage). Options the
     Messages API has no field for (``presence_penalty``, ``frequency_penalty``, ``n``, ``seed``)
@@ -364,11 +370,18 @@ def build_messages_request(
             warnings.append(f"{key}={value!r} has no equivalent on the Anthropic route; not sent.")
         else:
             body[key] = value
-    cache_key = extra.pop("prompt_cache_key", None)
+    keep = bool(preserve_thinking) and on
+    if keep:
+        body["context_management"] = {
+            "edits": [{"type": "clear_thinking_20251015", "keep": "all"}]
+        }
+    cache_key = extra.pop("prompt_cache_key", prompt_cache_key)
     if cache_key is not None:
         body["metadata"] = {"user_id": str(cache_key)}
     body.update(extra)
-    return BuiltRequest(body, warnings, on, relaxed)
+    return BuiltRequest(
+        body, warnings, on, relaxed, keep, str(cache_key) if cache_key is not None else None
+    )
 
 
 async def abuild_messages_request(

@@ -23,6 +23,7 @@ from ..request_policy import (
     resolve_tools_and_thinking,
 )
 from ..schema import normalize_tools
+from .openai_response import replay_reasoning_details
 
 __all__ = ["DEFAULT_REASONING_PLACEHOLDER", "abuild_request", "build_request", "prepare_messages"]
 
@@ -129,6 +130,7 @@ def _prepare(
     placeholder: str,
     images: bool,
     warnings: list[str],
+    keep_all: bool = False,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for i, m in enumerate(messages):
@@ -158,6 +160,12 @@ def _prepare(
             raw_calls = m.get("tool_calls") or []
             calls = [_tool_call(tc, where) for tc in raw_calls]
             reasoning = m.get("reasoning_content")
+            details = replay_reasoning_details(m.get("reasoning_details"))
+            if reasoning is None and details:
+                # K3: the details are replayed with reasoning_content beside them, as Kimi Code does
+                reasoning = "".join(
+                    d["summary"] for d in details if isinstance(d.get("summary"), str)
+                )
             if not text and not parts and not calls:
                 warnings.append(
                     f"{where}: assistant message without text or tool calls dropped "
@@ -174,8 +182,12 @@ def _prepare(
                 msg["reasoning_content"] = reasoning if isinstance(reasoning, str) else str(
                     reasoning
                 )
+            elif keep_all and thinking_on:
+                msg["reasoning_content"] = ""  # Kimi Code's keep=all: every assistant turn
             elif calls and thinking_on:
                 msg["reasoning_content"] = placeholder
+            if details:
+                msg["reasoning_details"] = details
             if calls:
                 msg["tool_calls"] = calls
         elif role == "tool":
@@ -238,6 +250,8 @@ def build_request(
     model_info: ModelInfo | None = None,
     extra: Mapping[str, Any] | None = None,
     reasoning_placeholder: str = DEFAULT_REASONING_PLACEHOLDER,
+    preserve_thinking: bool = False,
+    prompt_cache_key: str | None = None,
     **sampling: Any,
 ) -> BuiltRequest:
     """Build a Kimi ``/chat/completions`` body (see module doc for the rules applied).
@@ -246,7 +260,13 @@ def build_request(
     or a named tool) while thinking would be on, which Kimi rejects: ``"disable_thinking"``
     (default) sends ``thinking: disabled`` for this request when the model allows it, else falls
     back to ``"auto"`` with a warning; ``"auto"`` always falls back with a warning; ``"error"``
-    raises ``ValueError``. Sampling kwargs are sent only when not None; ``extra`` is merged last.
+    raises ``ValueError``. Sampling kwargs are sent only when not None; ``extra`` is merged last
+    (a ``thinking`` dict in ``extra`` is merged key by key into the one built here, so
+    ``{"thinking": {"keep": "all"}}`` keeps the type and effort).
+
+    ``preserve_thinking``: Kimi Code's ``thinking.keep = "all"``, sent only while thinking is on;
+    every assistant message then carries ``reasoning_content`` (``""`` when none was captured).
+    ``prompt_cache_key``: sent as the body's ``prompt_cache_key`` (None = none).
     """
     if forced_tool_policy not in FORCED_TOOL_POLICIES:
         raise ValueError(
@@ -263,16 +283,29 @@ def build_request(
         model, info, names, tool_choice, thinking, effort, forced_tool_policy, warnings
     )
 
-    if extra and isinstance(extra.get("thinking"), Mapping):
+    extra_thinking = extra.get("thinking") if extra else None
+    if isinstance(extra_thinking, Mapping):
         # An explicit override wins; the placeholder rule must follow what is actually sent.
-        t = extra["thinking"].get("type")
+        t = extra_thinking.get("type")
         if t == "disabled":
             on = False
-        elif t == "enabled":
-            on = True
+            tparam = dict(extra_thinking)
+        else:
+            if t in ("enabled", "adaptive"):
+                on = True
+            tparam = {**(tparam or {}), **extra_thinking}
+        if extra_thinking.get("keep") == "all":
+            preserve_thinking = True
+    keep = bool(preserve_thinking) and on
+    if keep:
+        tparam = {"type": "enabled", **(tparam or {})}
+        tparam.setdefault("keep", "all")
+    elif tparam is not None and "keep" in tparam and not on:
+        tparam = {k: v for k, v in tparam.items() if k != "keep"}
 
     prepared = _prepare(
-        messages, on, reasoning_placeholder, info.supports_image_in or not info.known, warnings
+        messages, on, reasoning_placeholder, info.supports_image_in or not info.known, warnings,
+        keep,
     )
     if not prepared:
         raise ValueError("There are no messages to send; pass at least one user message.")
@@ -300,9 +333,16 @@ def build_request(
     for key, value in sampling.items():
         if value is not None:
             body[key] = value
+    if prompt_cache_key is not None:
+        body["prompt_cache_key"] = prompt_cache_key
     if extra:
         body.update(extra)
-    return BuiltRequest(body, warnings, on, relaxed)
+        if tparam is not None:
+            body["thinking"] = tparam
+    cache_key = body.get("prompt_cache_key")
+    return BuiltRequest(
+        body, warnings, on, relaxed, keep, cache_key if isinstance(cache_key, str) else None
+    )
 
 
 async def abuild_request(model: str, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> (

@@ -13,7 +13,13 @@ from typing import Any
 from ..errors import MalformedResponseError
 from ..neutral import Completion, StreamDelta, ToolCall, ToolCallDelta, Usage
 
-__all__ = ["StreamAccumulator", "extract_usage", "parse_completion"]
+__all__ = [
+    "StreamAccumulator",
+    "extract_usage",
+    "merge_reasoning_details",
+    "parse_completion",
+    "replay_reasoning_details",
+]
 
 
 def _int(value: Any) -> int | None:
@@ -119,10 +125,13 @@ class StreamAccumulator:
     name arriving late, argument fragments before the name).
     """
 
-    __slots__ = ("_calls", "_content", "_reasoning", "finish_reason", "id", "model", "usage")
+    __slots__ = (
+        "_calls", "_content", "_details", "_reasoning", "finish_reason", "id", "model", "usage"
+    )
 
     def __init__(self) -> None:
         self._reasoning: list[str] | None = None
+        self._details: dict[int, dict[str, Any]] | None = None
         self._content: list[str] = []
         self._calls: dict[int, _CallState] = {}
         self.id: str | None = None
@@ -161,6 +170,12 @@ class StreamAccumulator:
                             self._reasoning = [r]
                         else:
                             self._reasoning.append(r)
+                    rd = delta.get("reasoning_details")
+                    if rd and isinstance(rd, list):
+                        out.reasoning_details = rd
+                        if self._details is None:
+                            self._details = {}
+                        merge_reasoning_details(self._details, rd)
                     c = delta.get("content")
                     if c is not None:
                         if type(c) is not str and not isinstance(c, str):
@@ -237,6 +252,12 @@ class StreamAccumulator:
         """Reasoning so far (``""`` if the server sent only empty reasoning, None if none)."""
         return None if self._reasoning is None else "".join(self._reasoning)
 
+    def reasoning_details(self) -> list[dict[str, Any]] | None:
+        """``reasoning_details`` merged so far, ordered by index, in replay form (no ``index``)."""
+        if self._details is None:
+            return None
+        return [dict(self._details[i]) for i in sorted(self._details)]
+
     @property
     def content(self) -> str:
         """Visible text so far."""
@@ -276,7 +297,47 @@ class StreamAccumulator:
             tool_calls=self.tool_calls(),
             finish_reason=self.finish_reason,
             usage=self.usage,
+            reasoning_details=self.reasoning_details(),
         )
+
+
+#: ``reasoning_details`` fields whose streamed fragments are concatenated (others: first wins).
+_DETAIL_TEXT_KEYS = frozenset(("summary", "text", "encrypted", "data"))
+
+
+def merge_reasoning_details(
+    merged: dict[int, dict[str, Any]], entries: Sequence[Any]
+) -> None:
+    """Fold streamed ``reasoning_details`` entries into ``merged`` by their ``index`` (summary
+    and encrypted text concatenated); the ``index`` itself is dropped, as the service rejects a
+    replay that carries it. Entries without an index start a new one."""
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        idx = entry.get("index")
+        if not isinstance(idx, int) or isinstance(idx, bool):
+            idx = (max(merged) + 1) if merged else 0
+        state = merged.get(idx)
+        if state is None:
+            state = merged[idx] = {}
+        for key, value in entry.items():
+            if key == "index" or value is None:
+                continue
+            old = state.get(key)
+            if key in _DETAIL_TEXT_KEYS and isinstance(old, str) and isinstance(value, str):
+                state[key] = old + value
+            elif old is None:
+                state[key] = value
+
+
+def replay_reasoning_details(details: Any) -> list[dict[str, Any]] | None:
+    """``reasoning_details`` in the form the service accepts back: entries without ``index``
+    (fragments sharing an index merged), None when there are none."""
+    if not isinstance(details, list) or not details:
+        return None
+    merged: dict[int, dict[str, Any]] = {}
+    merge_reasoning_details(merged, details)
+    return [merged[i] for i in sorted(merged)] or None
 
 
 def _text_of(content: Any) -> str:
@@ -333,4 +394,5 @@ def parse_completion(data: Mapping[str, Any]) -> Completion:
         tool_calls=calls,
         finish_reason=finish,
         usage=extract_usage(data),
+        reasoning_details=replay_reasoning_details(msg.get("reasoning_details")),
     )

@@ -14,6 +14,8 @@ from json.encoder import encode_basestring as quote  # C-accelerated JSON string
 from typing import Any
 
 from .. import clock
+from .k3_details import completion_details, sends_reasoning_details, stream_details
+from .prompt_cache import PromptCache
 from .responders import Turn
 
 __all__ = ["_Answer", "_pieces", "_split_args", "_tokens"]
@@ -58,9 +60,11 @@ class _Answer:
     tool_calls: list[tuple[str, str, str]]  # (id, name, arguments)
     finish_reason: str
     usage: dict[str, int]
+    details: bool = False  # K3: reasoning_details beside reasoning_content
 
     @staticmethod
-    def build(turn: Turn, body: dict[str, Any], model: dict[str, Any], think: bool, *, raw_len: int, call_seq: int) -> _Answer:
+    def build(turn: Turn, body: dict[str, Any], model: dict[str, Any], think: bool, *, raw_len: int, call_seq: int,
+              cache: PromptCache | None = None) -> _Answer:
         reasoning: str | list[str] | None = turn.reasoning
         if not think:
             reasoning = None
@@ -100,22 +104,22 @@ class _Answer:
         r_len = len("".join(reasoning)) if reasoning is not None else 0
         c_len = len("".join(content)) + sum(len(a) + len(n) for _, n, a in calls)
         prompt = _tokens(raw_len)
-        msgs = body.get("messages") or []
-        cached = 0
-        if len(msgs) > 1:
-            cached = min(prompt, _tokens(len(json.dumps(msgs[:-1], ensure_ascii=False))))
+        cached = cache.lookup_and_store(body, prompt) if cache is not None else 0
         completion = _tokens(r_len + c_len) if (r_len + c_len) else 0
         usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                  "total_tokens": prompt + completion, "cached_tokens": cached}
         return _Answer(
             id="chatcmpl-" + secrets.token_hex(12), created=int(clock.now()), model=body["model"],
             reasoning=reasoning, content=content, tool_calls=calls, finish_reason=finish, usage=usage,
+            details=reasoning is not None and sends_reasoning_details(model),
         )
 
     def completion(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content)}
         if self.reasoning is not None:
             message["reasoning_content"] = "".join(self.reasoning)
+            if self.details:
+                message["reasoning_details"] = completion_details(message["reasoning_content"], self.id)
         if self.tool_calls:
             message["tool_calls"] = [
                 {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": args}}
@@ -139,7 +143,10 @@ class _Answer:
         deltas: list[bytes] = []
         if self.reasoning is not None:
             parts = _pieces(self.reasoning, chunk_chars) or [""]
-            deltas += [b'{"reasoning_content":' + quote(p).encode() + b"}" for p in parts]
+            if self.details:
+                deltas += stream_details(parts, self.id)
+            else:
+                deltas += [b'{"reasoning_content":' + quote(p).encode() + b"}" for p in parts]
         deltas += [b'{"content":' + quote(p).encode() + b"}" for p in _pieces(self.content, chunk_chars)]
         deltas += [dumps(d).encode() for d in self._tool_deltas()]
         if not deltas:

@@ -173,11 +173,15 @@ def handle_messages(emu: Emulator, h: _Handler, headers: dict[str, str], body: A
         emu._send_json(h, exc.status, exc.body(), trace_id)
         return
     oai = to_openai_body(body)
+    user_id = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
+    if isinstance(user_id, str) and user_id:
+        oai["prompt_cache_key"] = user_id  # Kimi Code's session affinity on this route
     try:
         turn = Turn.coerce(emu.responder.respond(oai))
         seq = sum(1 for m in body["messages"] if m["role"] == "assistant" and isinstance(m["content"], list)
                   for b in m["content"] if b.get("type") == "tool_use")
-        answer = _Answer.build(turn, oai, model, think, raw_len=len(raw), call_seq=seq)
+        answer = _Answer.build(turn, oai, model, think, raw_len=len(raw), call_seq=seq,
+                               cache=emu.prompt_cache)
     except Exception as exc:  # a broken responder must not hang the client
         emu._send_json(h, 500, _envelope("api_error", f"emulator responder failed: {type(exc).__name__}: {exc}"),
                        trace_id)

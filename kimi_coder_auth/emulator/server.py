@@ -22,8 +22,10 @@ from typing import Any
 from .. import clock
 from .answers import _Answer
 from .models import default_models
+from .prompt_cache import PromptCache
 from .quota import QuotaScript
 from .responders import DefaultResponder, Responder, Turn
+from .side_services import SERVICE_PATHS, handle_service
 from .validation import RequestRejected, validate_chat
 
 __all__ = ["CLIENT_ID", "Emulator", "Fault", "RecordedRequest"]
@@ -37,7 +39,8 @@ UA_GATE_MESSAGE = (
     "Kimi For Coding is currently only available for Coding Agents such as Kimi CLI, Claude Code, "
     "Roo Code, Kilo Code, etc."
 )
-ENDPOINTS = ("chat", "messages", "models", "usages", "refresh", "device_token", "device_authorization")
+ENDPOINTS = ("chat", "messages", "models", "usages", "refresh", "device_token", "device_authorization",
+             "search", "fetch", "files")
 #: ``ua_gate="real"``: the OpenAI route admits only User-Agents of known coding agents, like the
 #: real service; the Anthropic route (``/messages``) admits everyone.
 CODING_AGENT_UA = r"^(KimiCLI|kimi-code-cli|claude-cli|claude-code|RooCode|Roo-Code|Kilo-Code|KiloCode)/"
@@ -184,6 +187,8 @@ class Emulator:
         self.chunk_delay = chunk_delay
         self.chunk_chars = max(1, int(chunk_chars))
         self.record_requests = record_requests
+        self.prompt_cache = PromptCache()
+        self.uploads: dict[str, tuple[str | None, str, bytes]] = {}  # file id -> (name, type, bytes)
         self.counts: collections.Counter[str] = collections.Counter()
         self.requests: list[RecordedRequest] = []
         self._lock = threading.RLock()
@@ -428,6 +433,8 @@ class Emulator:
                 self._api_get(h, headers, trace_id, "usages")
             elif route == ("POST", "/coding/v1/chat/completions"):
                 self._chat(h, headers, body, raw, trace_id)
+            elif h.command == "POST" and path in SERVICE_PATHS:
+                handle_service(self, h, SERVICE_PATHS[path], headers, body, raw, trace_id)
             elif route == ("POST", "/coding/v1/messages"):
                 from .messages_route import handle_messages
 
@@ -650,7 +657,8 @@ class Emulator:
             return
         try:
             turn = Turn.coerce(self.responder.respond(body))
-            answer = _Answer.build(turn, body, model, think, raw_len=len(raw), call_seq=self._next_call_seq(body))
+            answer = _Answer.build(turn, body, model, think, raw_len=len(raw), call_seq=self._next_call_seq(body),
+                                   cache=self.prompt_cache)
         except Exception as exc:  # a broken responder must not hang the client
             self._send_json(h, 500, _error_body(
                 f"emulator responder failed: {type(exc).__name__}: {exc}", "server_error"), trace_id)

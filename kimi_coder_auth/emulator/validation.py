@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .models import LEGACY_ROUTES
+
 __all__ = ["RequestRejected", "thinking_enabled", "validate_chat"]
 
 _ROLES = ("system", "user", "assistant", "tool")
@@ -128,6 +130,8 @@ def validate_chat(body: Any, models: dict[str, dict[str, Any]]) -> tuple[dict[st
     if not isinstance(model_id, str) or not model_id:
         raise _bad("Invalid request: model is required")
     model = models.get(model_id)
+    if model is None and model_id in LEGACY_ROUTES:
+        model = models.get(LEGACY_ROUTES[model_id])
     if model is None:
         raise RequestRejected(
             404, f"Not found the model {model_id} or Permission denied", "resource_not_found_error"
@@ -138,10 +142,7 @@ def validate_chat(body: Any, models: dict[str, dict[str, Any]]) -> tuple[dict[st
         if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", None):
             raise _bad("Invalid request: thinking.type must be 'enabled' or 'disabled'")
         if kind == "only" and thinking.get("type") == "disabled":
-            raise _bad(
-                f"Invalid request: thinking cannot be disabled for model {model_id}; it always thinks "
-                "(supports_thinking_type is 'only')"
-            )
+            raise _bad("invalid thinking: only type=enabled is allowed for this model")
         effort = thinking.get("effort")
         efforts = (model.get("think_efforts") or {}).get("valid_efforts") or []
         if effort is not None and effort not in efforts:
@@ -187,6 +188,14 @@ def validate_chat(body: Any, models: dict[str, dict[str, Any]]) -> tuple[dict[st
                     f"Invalid request: tool_call_id {tcid!r} of the tool message at index {i} is not found "
                     "in any preceding assistant tool call"
                 )
+        details = msg.get("reasoning_details") if role == "assistant" else None
+        if isinstance(details, list):
+            for j, entry in enumerate(details):
+                if isinstance(entry, dict) and "index" in entry:
+                    raise _bad(
+                        f"the reasoning_details at position {i} entry {j} must not contain "
+                        "streaming index"
+                    )
         rc = msg.get("reasoning_content")
         if isinstance(rc, str):
             total_chars += len(rc)

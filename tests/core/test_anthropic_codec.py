@@ -12,6 +12,9 @@ from kimi_coder_auth.codecs.anthropic_request import build_messages_request
 from kimi_coder_auth.codecs.anthropic_response import MessagesAccumulator, parse_message
 from kimi_coder_auth.codecs.openai_request import build_request
 
+#: A model whose thinking can be switched off (every built-in now always thinks).
+TOGGLE = "toggle-model"
+
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
 TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather.",
                                          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
@@ -56,12 +59,12 @@ def test_history_maps_to_messages_blocks() -> None:
 def test_reasoning_without_signature_replays_unsigned_and_placeholder_when_missing() -> None:
     msgs = [*_history()[:4], {"role": "user", "content": "ok"}]
     del msgs[2]["thinking_blocks"]
-    body = build_messages_request("kimi-for-coding", msgs, tools=[TOOL], thinking=True).body
+    body = build_messages_request(TOGGLE, msgs, tools=[TOOL], thinking=True).body
     assert body["messages"][1]["content"][0] == {"type": "thinking", "thinking": "I need the weather."}
     del msgs[2]["reasoning_content"]
-    body = build_messages_request("kimi-for-coding", msgs, tools=[TOOL], thinking=True).body
+    body = build_messages_request(TOGGLE, msgs, tools=[TOOL], thinking=True).body
     assert body["messages"][1]["content"][0] == {"type": "thinking", "thinking": " "}
-    body = build_messages_request("kimi-for-coding", msgs, tools=[TOOL], thinking=False).body
+    body = build_messages_request(TOGGLE, msgs, tools=[TOOL], thinking=False).body
     assert body["messages"][1]["content"][0]["type"] == "tool_use"  # nothing to replay when off
 
 
@@ -90,22 +93,22 @@ def test_images_become_base64_sources_and_empty_text_is_dropped() -> None:
     ({"type": "function", "function": {"name": "get_weather"}}, {"type": "tool", "name": "get_weather"}),
 ])
 def test_tool_choice_forms(choice: object, expected: dict) -> None:
-    body = build_messages_request("kimi-for-coding", [{"role": "user", "content": "hi"}], tools=[TOOL],
+    body = build_messages_request(TOGGLE, [{"role": "user", "content": "hi"}], tools=[TOOL],
                                   tool_choice=choice, thinking=False).body
     assert body["tool_choice"] == expected
 
 
 def test_forced_choice_under_thinking_follows_the_shared_policy() -> None:
     msgs = [{"role": "user", "content": "hi"}]
-    built = build_messages_request("kimi-for-coding", msgs, tools=[TOOL], tool_choice="get_weather", thinking=True)
+    built = build_messages_request(TOGGLE, msgs, tools=[TOOL], tool_choice="get_weather", thinking=True)
     assert built.body["thinking"] == {"type": "disabled"} and built.body["tool_choice"]["type"] == "tool"
     k3 = get_model_info("k3")
     built = build_messages_request("k3", msgs, tools=[TOOL], tool_choice="any", model_info=k3)
     assert built.body["tool_choice"] == {"type": "auto"} and built.tool_choice_relaxed and built.warnings
     with pytest.raises(ValueError, match="forced"):
-        build_messages_request("kimi-for-coding", msgs, tools=[TOOL], tool_choice="any", thinking=True,
+        build_messages_request(TOGGLE, msgs, tools=[TOOL], tool_choice="any", thinking=True,
                                forced_tool_policy="error")
-    built = build_messages_request("kimi-for-coding", msgs, tools=[TOOL], parallel_tool_calls=False)
+    built = build_messages_request(TOGGLE, msgs, tools=[TOOL], parallel_tool_calls=False)
     assert built.body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
 
 
@@ -168,6 +171,18 @@ def test_unsigned_thinking_and_stop_reasons() -> None:
     assert done.usage.cache_read is None and done.usage.input_tokens == 5
     for reason, neutral in (("end_turn", "stop"), ("stop_sequence", "stop"), ("refusal", "content_filter")):
         assert parse_message({**msg, "stop_reason": reason}).finish_reason == neutral
+
+
+def test_preserved_thinking_and_cache_key_on_the_messages_route() -> None:
+    msgs = [{"role": "user", "content": "hi"}]
+    built = build_messages_request("k3", msgs, preserve_thinking=True, prompt_cache_key="kc-abc")
+    assert built.body["context_management"] == {
+        "edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+    assert built.body["metadata"] == {"user_id": "kc-abc"}
+    assert built.preserve_thinking is True and built.prompt_cache_key == "kc-abc"
+    off = build_messages_request(TOGGLE, msgs, thinking=False, preserve_thinking=True)
+    assert "context_management" not in off.body and off.preserve_thinking is False
+    assert "metadata" not in off.body and off.prompt_cache_key is None
 
 
 TAGGED = ("<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>"

@@ -33,34 +33,82 @@ def test_default_model_is_kimi_for_coding_and_builtin() -> None:
     info = get_model_info(DEFAULT_MODEL)
     assert info == ModelInfo(
         id="kimi-for-coding",
-        display_name="Kimi For Coding",
+        display_name="K2.7 Code",
         context_length=262144,
         max_output_tokens=32768,
-        thinking="both",
+        thinking="only",
         efforts=(),
         default_effort=None,
         supports_image_in=True,
-        supports_video_in=False,
+        supports_video_in=True,
         supports_tool_use=True,
         known=True,
+        protocol="openai",
+        alias_of=None,
     )
 
 
 @pytest.mark.parametrize(
-    ("model_id", "ctx", "thinking", "efforts"),
+    ("model_id", "ctx", "thinking", "efforts", "default", "video", "alias_of"),
     [
-        ("kimi-for-coding-highspeed", 262144, "both", ()),
-        ("k3", 1048576, "only", ("low", "high", "max")),
-        ("k3-256k", 262144, "only", ("low", "high", "max")),
-        ("kimi-k2.6", 262144, "both", ()),
-        ("kimi-k2-thinking", 262144, "only", ()),
+        ("kimi-for-coding", 262144, "only", (), None, True, None),
+        ("kimi-for-coding-highspeed", 262144, "only", (), None, True, None),
+        # 1 Mi on Allegretto+, 256 Ki on Moderato: the offline guess is the smaller one
+        ("k3", 262144, "only", ("low", "high", "max"), "high", True, None),
+        ("k3-256k", 262144, "only", ("low", "high", "max"), "high", False, None),
+        ("k2p5", 262144, "only", (), None, True, "kimi-for-coding"),
+        ("k2p6", 262144, "only", (), None, True, "kimi-for-coding"),
+        ("kimi-k2-thinking", 262144, "only", (), None, True, "kimi-for-coding"),
+        ("kimi-k2.6", 262144, "only", (), None, True, "kimi-for-coding"),
     ],
 )
-def test_builtins(model_id: str, ctx: int, thinking: str, efforts: tuple[str, ...]) -> None:
+def test_builtins(
+    model_id: str, ctx: int, thinking: str, efforts: tuple[str, ...], default: str | None,
+    video: bool, alias_of: str | None,
+) -> None:
     info = BUILTIN_MODELS[model_id]
     assert (info.context_length, info.thinking, info.efforts) == (ctx, thinking, efforts)
+    assert (info.default_effort, info.supports_video_in, info.alias_of) == (default, video, alias_of)
     assert info.supports_image_in and info.supports_tool_use and info.known
-    assert info.max_output_tokens == 32768
+    assert info.max_output_tokens == 32768 and info.protocol == "openai"
+    # every built-in always thinks, so none may be sent thinking disabled
+    assert not info.can_disable_thinking
+
+
+def test_live_k3_256k_entry_shape_parses() -> None:
+    """The live entry quoted by models.dev #3698, verbatim."""
+    entry = {"id": "k3-256k", "context_length": 262144, "supports_reasoning": True,
+             "supports_image_in": True, "supports_video_in": False,
+             "supports_thinking_type": "only",
+             "think_efforts": {"support": True, "valid_efforts": ["low", "high", "max"],
+                               "default_effort": "high"}}
+    info = model_info_from_api(entry)
+    assert (info.thinking, info.efforts, info.default_effort) == ("only", ("low", "high", "max"), "high")
+    assert info.supports_video_in is False and info.supports_image_in is True
+    assert info == dataclasses.replace(BUILTIN_MODELS["k3-256k"], display_name="K3 (256k)")
+
+
+def test_protocol_is_parsed_from_live_entry() -> None:
+    assert model_info_from_api({"id": "k3", "protocol": "anthropic"}).protocol == "anthropic"
+    assert model_info_from_api({"id": "k3", "protocol": "Anthropic"}).protocol == "anthropic"
+    assert model_info_from_api({"id": "k3", "protocol": "grpc"}).protocol == "openai"
+    assert model_info_from_api({"id": "k3"}).protocol == "openai"
+
+
+def test_disagreement_logged_once_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    from kimi_coder_auth import catalogue
+
+    catalogue._reported.clear()  # once per process: forget what earlier tests logged
+    live = [{"id": "k3", "context_length": 1048576, "think_efforts": {
+        "support": True, "valid_efforts": ["low", "high", "max"], "default_effort": "max"}}]
+    with caplog.at_level("DEBUG", logger="kimi_coder_auth.catalogue"):
+        for _ in range(3):
+            assert get_model_info("k3", live).context_length == 1048576  # live wins
+    lines = [r for r in caplog.records if r.name == "kimi_coder_auth.catalogue"]
+    assert all(r.levelname == "DEBUG" for r in lines)
+    texts = [r.getMessage() for r in lines]
+    assert sum("k3.context_length=1048576" in t for t in texts) == 1
+    assert sum("k3.default_effort='max'" in t for t in texts) == 1
 
 
 def test_model_info_is_frozen() -> None:
@@ -83,7 +131,7 @@ def test_live_entry_overrides_builtin() -> None:
     info = get_model_info("kimi-for-coding", live)
     assert info.thinking == "only" and info.context_length == 1000000
     # other models still come from the table
-    assert get_model_info("k3", live).context_length == 1048576
+    assert get_model_info("k3", live).context_length == BUILTIN_MODELS["k3"].context_length
 
 
 def test_thinking_type_overrides_supports_reasoning() -> None:

@@ -46,13 +46,15 @@ def test_models_table(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = _run(capsys, "models", "--base-url", emu.base_url, "--api-key", KEY)
     assert code == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0].split() == ["id", "context", "thinking", "efforts", "images"]
+    assert lines[0].split() == ["id", "context", "thinking", "efforts", "images", "video", "protocol"]
     rows = {line.split()[0]: line for line in lines[2:]}
     assert set(rows) == {m["id"] for m in emu.models}
     assert rows["k3"].split()[1:3] == ["1M", "always"]
-    assert "low, high, max (default max)" in rows["k3"]
-    assert rows["kimi-for-coding"].split()[1:3] == ["256K", "on/off"]
-    assert rows["kimi-k2-thinking"].split()[-1] == "no"
+    assert "low, high, max (default high)" in rows["k3"]
+    assert rows["kimi-for-coding"].split()[1:3] == ["256K", "always"]
+    assert rows["toggle-thinking"].split()[1:3] == ["256K", "on/off"]
+    assert rows["k3-256k"].split()[-2:] == ["no", "-"]  # no video; no protocol declared
+    assert rows["k3"].split()[-2:] == ["yes", "-"]
     assert KEY not in out
 
 

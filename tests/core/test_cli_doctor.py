@@ -25,7 +25,7 @@ def test_doctor_reports_both_routes_models_and_usage(
     assert report["credential"]["source"] == "env" and report["user_agent"].startswith("kimi-coder/")
     models = {m["id"]: m for m in report["models"]}
     assert models["k3"]["protocol"] == "anthropic" and models["k3"]["efforts"] == ["low", "high", "max"]
-    assert models["kimi-for-coding"]["thinking"] == "both"
+    assert models["kimi-for-coding"]["thinking"] == "only"  # K2.7 Code always thinks
     openai, messages = report["routes"]
     assert openai["route"] == "openai" and openai["admitted"] is False and "Coding Agents" in openai["detail"]
     assert messages["admitted"] is True and messages["tool_calls"] == ["get_time"]

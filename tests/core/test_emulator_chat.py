@@ -51,11 +51,13 @@ def test_models_catalogue(emu: Emulator, client: httpx.Client) -> None:
     r = client.get(f"{emu.base_url}/models")
     assert r.status_code == 200 and r.headers["x-trace-id"]
     models = {m["id"]: m for m in r.json()["data"]}
-    assert set(models) == {"kimi-for-coding", "kimi-for-coding-highspeed", "k3", "kimi-k2.6", "kimi-k2-thinking"}
+    assert set(models) == {"kimi-for-coding", "kimi-for-coding-highspeed", "k3", "k3-256k", "toggle-thinking"}
     k3 = models["k3"]
     assert k3["context_length"] == 1048576 and k3["supports_thinking_type"] == "only"
-    assert k3["think_efforts"] == {"support": True, "valid_efforts": ["low", "high", "max"], "default_effort": "max"}
-    assert models["kimi-for-coding"]["supports_thinking_type"] == "both"
+    assert k3["think_efforts"] == {"support": True, "valid_efforts": ["low", "high", "max"], "default_effort": "high"}
+    assert models["kimi-for-coding"]["supports_thinking_type"] == "only"
+    assert models["k3-256k"]["supports_video_in"] is False
+    assert models["k3-256k"]["think_efforts"]["default_effort"] == "high"
     for m in models.values():
         for key in ("display_name", "supports_reasoning", "supports_image_in", "supports_video_in", "supports_tool_use"):
             assert key in m
@@ -87,7 +89,7 @@ def test_non_stream_text(emu: Emulator, client: httpx.Client) -> None:
 
 
 def test_non_stream_thinking_disabled_has_no_reasoning(emu: Emulator, client: httpx.Client) -> None:
-    msg = client.post(f"{emu.base_url}/chat/completions", json=body(thinking={"type": "disabled"})).json()
+    msg = client.post(f"{emu.base_url}/chat/completions", json=body(model="toggle-thinking", thinking={"type": "disabled"})).json()
     assert "reasoning_content" not in msg["choices"][0]["message"]
 
 
@@ -275,7 +277,7 @@ def test_many_concurrent_streams(client: httpx.Client) -> None:
         lock = threading.Lock()
 
         def run() -> None:
-            _, lines = stream_events(client, emu, body(thinking={"type": "disabled"}))
+            _, lines = stream_events(client, emu, body(model="toggle-thinking", thinking={"type": "disabled"}))
             with lock:
                 results.append(sum(1 for line in lines if line.startswith("data: {")))
 
@@ -294,7 +296,7 @@ def test_chunk_delay_streams_incrementally(emu: Emulator, client: httpx.Client) 
     emu.responder = ScriptedResponder([Turn(content=["a", "b", "c"])])
     emu.inject("chat", chunk_delay=0.05)
     t0 = time.monotonic()
-    _, lines = stream_events(client, emu, body(thinking={"type": "disabled"}))
+    _, lines = stream_events(client, emu, body(model="toggle-thinking", thinking={"type": "disabled"}))
     assert time.monotonic() - t0 >= 0.15
     assert lines[-1] == "data: [DONE]"
 
@@ -331,7 +333,7 @@ def test_requests_to_and_chunk_chars(client: httpx.Client) -> None:
     resp = ScriptedResponder([Turn(content="abcdefghij")])
     with Emulator(api_keys=[KEY], responder=resp, chunk_chars=1) as emu:
         client.get(f"{emu.base_url}/models")
-        _, lines = stream_events(client, emu, body(thinking={"type": "disabled"}))
+        _, lines = stream_events(client, emu, body(model="toggle-thinking", thinking={"type": "disabled"}))
         contents = [c["choices"][0]["delta"].get("content") for c in chunks(lines)][:-1]
         assert contents == list("abcdefghij")
         assert [r.path for r in emu.requests_to("/chat/completions")] == ["/coding/v1/chat/completions"]
@@ -343,7 +345,7 @@ def test_large_stream_is_fast(client: httpx.Client) -> None:
     resp = ScriptedResponder([Turn(content=["tok "] * 2000)])
     with Emulator(api_keys=[KEY], responder=resp) as emu:
         t0 = time.perf_counter()
-        b = {**body(thinking={"type": "disabled"}), "stream": True}
+        b = {**body(model="toggle-thinking", thinking={"type": "disabled"}), "stream": True}
         with client.stream("POST", f"{emu.base_url}/chat/completions", json=b) as r:
             data = r.read()
         elapsed = time.perf_counter() - t0

@@ -43,7 +43,9 @@ def _post(emu: Emulator, body: dict[str, Any]) -> httpx.Response:
 
 def test_sdk_streams_signed_thinking_and_tool_use_then_replays_it(emu: Emulator) -> None:
     client = _sdk(emu)
-    with client.messages.stream(model="kimi-for-coding", max_tokens=2000, messages=ASK, tools=TOOLS) as s:
+    session = {"user_id": "kc-session-1"}  # the cache key's place on this route
+    with client.messages.stream(model="kimi-for-coding", max_tokens=2000, messages=ASK, tools=TOOLS,
+                                metadata=session) as s:
         first = s.get_final_message()
     kinds = [b.type for b in first.content]
     assert kinds == ["thinking", "tool_use"] and first.stop_reason == "tool_use"
@@ -51,7 +53,8 @@ def test_sdk_streams_signed_thinking_and_tool_use_then_replays_it(emu: Emulator)
     history = [*ASK, {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.content[1].id,
                                              "content": "sunny"}]}]
-    second = client.messages.create(model="kimi-for-coding", max_tokens=2000, messages=history, tools=TOOLS)
+    second = client.messages.create(model="kimi-for-coding", max_tokens=2000, messages=history, tools=TOOLS,
+                                    metadata=session)
     assert second.stop_reason == "end_turn" and "sunny" in second.content[-1].text
     assert second.usage.cache_read_input_tokens > 0
     # the gate only guards the OpenAI route: this route admitted a non-whitelisted UA
@@ -114,7 +117,7 @@ def test_unsigned_thinking_is_accepted_and_thinking_off_needs_none(emu: Emulator
     ok = _post(emu, {"model": "kimi-for-coding", "max_tokens": 100, "tools": TOOLS,
                      "messages": _tool_history({"type": "thinking", "thinking": "from the other route"})})
     assert ok.status_code == 200, ok.text
-    off = _post(emu, {"model": "kimi-for-coding", "max_tokens": 100, "tools": TOOLS,
+    off = _post(emu, {"model": "toggle-thinking", "max_tokens": 100, "tools": TOOLS,
                       "thinking": {"type": "disabled"}, "messages": _tool_history(None)})
     assert off.status_code == 200 and off.json()["content"][0]["type"] != "thinking"
 

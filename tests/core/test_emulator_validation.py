@@ -60,7 +60,8 @@ def test_reasoning_content_empty_string_is_enough(emu: Emulator, client: httpx.C
 
 
 def test_missing_reasoning_ok_when_thinking_disabled(emu: Emulator, client: httpx.Client) -> None:
-    r = post(client, emu, messages=tool_turn(), tools=[TOOL], thinking={"type": "disabled"})
+    r = post(client, emu, model="toggle-thinking", messages=tool_turn(), tools=[TOOL],
+             thinking={"type": "disabled"})
     assert r.status_code == 200
 
 
@@ -108,13 +109,17 @@ def test_forced_tool_choice_with_thinking(emu: Emulator, client: httpx.Client) -
     assert err(post(client, emu, tools=[TOOL], tool_choice=named)) == \
         "tool_choice specified is incompatible with thinking enabled"
     off = {"type": "disabled"}
-    assert post(client, emu, tools=[TOOL], tool_choice="required", thinking=off).status_code == 200
-    assert post(client, emu, tools=[TOOL], tool_choice=named, thinking=off).status_code == 200
+    toggle = "toggle-thinking"
+    assert post(client, emu, model=toggle, tools=[TOOL], tool_choice="required",
+                thinking=off).status_code == 200
+    assert post(client, emu, model=toggle, tools=[TOOL], tool_choice=named,
+                thinking=off).status_code == 200
     assert post(client, emu, tools=[TOOL], tool_choice="auto").status_code == 200
 
 
 def test_disabled_thinking_on_only_model(emu: Emulator, client: httpx.Client) -> None:
-    assert "thinking" in err(post(client, emu, model="k3", thinking={"type": "disabled"}))
+    assert err(post(client, emu, model="k3", thinking={"type": "disabled"})) == \
+        "invalid thinking: only type=enabled is allowed for this model"
 
 
 def test_invalid_effort(emu: Emulator, client: httpx.Client) -> None:

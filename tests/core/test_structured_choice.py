@@ -12,7 +12,8 @@ from kimi_coder_auth.structured import choose_structured_method, json_schema_for
 
 def test_default_follows_whether_the_model_thinks() -> None:
     k3 = get_model_info("k3")
-    kfc = get_model_info("kimi-for-coding")
+    # a toggleable model (the live ids all think always now)
+    kfc = replace(get_model_info("kimi-for-coding"), thinking="both")
     assert choose_structured_method(k3, thinking=None).method == "json_schema"
     assert choose_structured_method(kfc, thinking=None).method == "json_schema"
     assert choose_structured_method(kfc, thinking=False).method == "function_calling"
@@ -26,7 +27,10 @@ def test_default_follows_whether_the_model_thinks() -> None:
 
 def test_explicit_choice_is_kept_and_warned_only_when_it_cannot_be_honoured() -> None:
     k3 = get_model_info("k3")
-    kfc = get_model_info("kimi-for-coding")
+    kfc = replace(get_model_info("kimi-for-coding"), thinking="both")  # toggleable
+    live_kfc = get_model_info("kimi-for-coding")  # K2.7 Code: always thinks
+    assert "always thinks" in (choose_structured_method(
+        live_kfc, thinking=None, requested="function_calling").warning or "")
     choice = choose_structured_method(k3, thinking=None, requested="function_calling")
     assert choice.method == "function_calling" and "always thinks" in (choice.warning or "")
     ok = choose_structured_method(kfc, thinking=True, requested="function_calling")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from kimi_coder_auth.wire import (
     thinking_param,
 )
 
-K4C = BUILTIN_MODELS["kimi-for-coding"]
+#: A toggleable model (every built-in now always thinks): an unknown id is treated as "both".
+TOGGLE = "toggle-model"
+K4C = replace(BUILTIN_MODELS["kimi-for-coding"], id=TOGGLE, thinking="both")
 K3 = BUILTIN_MODELS["k3"]
 ONLY = BUILTIN_MODELS["kimi-k2-thinking"]
 NO = ModelInfo("plain", "Plain", thinking="no")
@@ -249,18 +252,18 @@ def test_streaming_body_snapshot() -> None:
 
 def test_non_stream_body_minimal_and_sampling_only_when_set() -> None:
     r = build_request(
-        "kimi-for-coding", [{"role": "user", "content": "hi"}], thinking=False,
+        TOGGLE, [{"role": "user", "content": "hi"}], thinking=False,
         temperature=None, top_p=0.9, seed=7, n=None, stop="END", parallel_tool_calls=True,
     )
     assert r.body == {
-        "model": "kimi-for-coding",
+        "model": TOGGLE,
         "messages": [{"role": "user", "content": "hi"}],
         "thinking": {"type": "disabled"},
         "stop": ["END"],
         "top_p": 0.9,
         "seed": 7,
     }  # parallel_tool_calls without tools is not sent
-    r2 = build_request("kimi-for-coding", [{"role": "user", "content": "hi"}], stream=True,
+    r2 = build_request(TOGGLE, [{"role": "user", "content": "hi"}], stream=True,
                        include_usage=False)
     assert r2.body["stream"] is True and "stream_options" not in r2.body
 
@@ -274,7 +277,7 @@ def test_extra_merged_last_and_response_format_passthrough() -> None:
 
 
 def test_extra_thinking_override_drives_placeholder() -> None:
-    r = build_request("kimi-for-coding", HISTORY, tools=[TOOL], thinking=False,
+    r = build_request(TOGGLE, HISTORY, tools=[TOOL], thinking=False,
                       extra={"thinking": {"type": "enabled"}})
     assert r.body["thinking"] == {"type": "enabled"}
     assert r.body["messages"][2]["reasoning_content"] == " "
@@ -295,7 +298,7 @@ def test_builtin_tools_and_enum_only_schema() -> None:
 
 
 def test_forced_tool_disables_thinking_by_default_on_toggleable_model() -> None:
-    r = build_request("kimi-for-coding", HISTORY, tools=[TOOL], tool_choice="ReadFile")
+    r = build_request(TOGGLE, HISTORY, tools=[TOOL], tool_choice="ReadFile")
     assert r.body["tool_choice"] == {"type": "function", "function": {"name": "ReadFile"}}
     assert r.body["thinking"] == {"type": "disabled"}
     assert r.thinking_on is False
@@ -305,7 +308,7 @@ def test_forced_tool_disables_thinking_by_default_on_toggleable_model() -> None:
 
 
 def test_forced_tool_with_explicit_thinking_warns() -> None:
-    r = build_request("kimi-for-coding", HISTORY, tools=[TOOL], tool_choice="any", thinking=True)
+    r = build_request(TOGGLE, HISTORY, tools=[TOOL], tool_choice="any", thinking=True)
     assert r.body["tool_choice"] == "required" and r.body["thinking"] == {"type": "disabled"}
     assert len(r.warnings) == 1 and "disabled" in r.warnings[0]
 
@@ -330,7 +333,7 @@ def test_forced_tool_policy_auto_and_error() -> None:
 
 
 def test_forced_tool_with_thinking_off_is_untouched() -> None:
-    r = build_request("kimi-for-coding", HISTORY, tools=[TOOL], tool_choice="required", thinking=False)
+    r = build_request(TOGGLE, HISTORY, tools=[TOOL], tool_choice="required", thinking=False)
     assert r.body["tool_choice"] == "required" and r.body["thinking"] == {"type": "disabled"}
     assert r.warnings == []
 

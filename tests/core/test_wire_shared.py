@@ -139,7 +139,7 @@ def test_client_model_info_fetches_live_once_and_falls_back() -> None:
     models = [model_entry("kimi-for-coding", 131072, "only")]
     with Emulator(api_keys=[KEY], models=models) as emu:
         client = KimiClient(api_key=KEY, base_url=emu.base_url)
-        assert client.model_info("kimi-for-coding", live=False).thinking == "both"
+        assert client.model_info("kimi-for-coding", live=False).context_length == 262144
         assert emu.counts["models"] == 0
         info = client.model_info("kimi-for-coding", live=True)
         assert (info.thinking, info.context_length) == ("only", 131072)
@@ -148,7 +148,7 @@ def test_client_model_info_fetches_live_once_and_falls_back() -> None:
         assert emu.counts["models"] == 1
     bad = KimiClient(api_key="wrong", base_url=emu.base_url, max_retries=0, timeout=1)
     assert bad.live_models() is None  # server gone: built-in catalogue, no exception
-    assert bad.model_info("kimi-for-coding", live=True).thinking == "both"
+    assert bad.model_info("kimi-for-coding", live=True).context_length == 262144
 
 
 async def test_client_async_model_info() -> None:
@@ -215,9 +215,9 @@ def test_a_failed_models_lookup_is_not_retried_on_every_request() -> None:
     with Emulator(api_keys=[KEY], models=models) as emu, use_clock(FakeClock()) as fake:
         emu.inject("models", status=404)
         client = KimiClient(api_key=KEY, base_url=emu.base_url)
-        assert client.model_info("kimi-for-coding", live=True).thinking == "both"  # built-in
-        assert client.model_info("kimi-for-coding", live=True).thinking == "both"
+        assert client.model_info("kimi-for-coding", live=True).context_length == 262144  # built-in
+        assert client.model_info("kimi-for-coding", live=True).context_length == 262144
         assert emu.counts["models"] == 1  # the failure is remembered
         fake.advance(MODELS_RETRY_AFTER + 1)
-        assert client.model_info("kimi-for-coding", live=True).thinking == "only"
+        assert client.model_info("kimi-for-coding", live=True).context_length == 131072
         assert emu.counts["models"] == 2

@@ -70,8 +70,9 @@ def test_agent_three_tool_rounds_with_signed_thinking(output_version: str) -> No
 
 def test_invoke_usage_cache_details_and_standard_blocks() -> None:
     with Emulator(api_keys=[API_KEY]) as emu:
-        llm = _llm(emu)
+        llm = _llm(emu, prompt_cache_key="anthropic-cache-1")  # sent as metadata.user_id
         history = [HumanMessage("Remember: " + "lorem ipsum " * 300), AIMessage("ok"), HumanMessage("what?")]
+        llm.invoke(history)  # fills the cache under the key
         ai = llm.invoke(history)
         streamed = None
         for chunk in llm.stream(history):
@@ -88,7 +89,8 @@ def test_invoke_usage_cache_details_and_standard_blocks() -> None:
 @pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
 def test_structured_output_on_the_messages_route(method: str) -> None:
     with Emulator(api_keys=[API_KEY]) as emu:
-        llm = _llm(emu, thinking=True)
+        # a model whose thinking can switch off, so a forced tool (function_calling) is honoured
+        llm = _llm(emu, model="toggle-thinking", thinking=True)
         prompt = "Tell me about Ada, age 36. Reply in JSON with 'name' and 'age'."
         out = llm.with_structured_output(Person if method != "json_mode" else None, method=method).invoke(prompt)
     if method == "json_mode":  # a JSON object with the asked-for keys (values are the model's)

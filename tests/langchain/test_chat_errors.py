@@ -13,6 +13,8 @@ from kimi_coder_auth import errors as k
 from kimi_coder_auth.emulator import Emulator
 from langchain_kimi_coder import ChatKimiCoder
 
+#: A model whose thinking can be switched off (every live model now always thinks).
+TOGGLE = "toggle-thinking"
 
 def _llm(emu: Emulator, **kw: Any) -> ChatKimiCoder:
     return ChatKimiCoder(base_url=emu.base_url, api_key=API_KEY, max_retries=0, **kw)
@@ -127,7 +129,7 @@ def test_model_without_key_pickles_after_use_and_still_works(emulator: Emulator)
     """A used model pickles (its connection pool is dropped and rebuilt) and answers again."""
     import pickle
 
-    model = ChatKimiCoder(base_url=emulator.base_url, thinking=False)
+    model = ChatKimiCoder(model=TOGGLE, base_url=emulator.base_url, thinking=False)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("KIMI_CODER_API_KEY", API_KEY)
         model.invoke("warm up")

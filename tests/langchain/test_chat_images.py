@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from kimi_lc_support import API_KEY
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from kimi_coder_auth import errors as k
@@ -139,8 +140,12 @@ def test_bad_remote_image_fails_before_sending(
     assert emulator.counts["chat"] == before
 
 
-def test_model_without_image_input_says_so(emulator: Emulator, model_kwargs: dict) -> None:
+def test_model_without_image_input_says_so() -> None:
+    from kimi_coder_auth.emulator.models import model_entry
+
     msg = HumanMessage(content=[{"type": "text", "text": "x"},
                                 {"type": "image", "base64": PNG_B64, "mime_type": "image/png"}])
-    with pytest.raises(ValueError, match="does not accept images"):
-        ChatKimiCoder(**model_kwargs, model="kimi-k2-thinking").invoke([msg])
+    with Emulator(api_keys=[API_KEY], models=[model_entry("text-only", 262144, "only", image=False)]) as emu:
+        with pytest.raises(ValueError, match="does not accept images"):
+            ChatKimiCoder(base_url=emu.base_url, api_key=API_KEY, model="text-only").invoke([msg])
+        assert emu.counts["chat"] == 0

@@ -16,6 +16,9 @@ from langchain_core.messages import (
 from kimi_coder_auth.wire import build_request
 from langchain_kimi_coder.messages import convert_messages, message_to_wire, reasoning_of
 
+#: A model whose thinking can be switched off (every live model now always thinks).
+TOGGLE = "toggle-thinking"
+
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
@@ -101,8 +104,8 @@ def test_other_providers_reasoning_is_not_replayed() -> None:
 def test_hand_built_history_gets_placeholder_only_when_thinking() -> None:
     ai = AIMessage("", tool_calls=[{"name": "f", "args": {"a": 1}, "id": "c1"}])
     msgs = convert_messages([HumanMessage("x"), ai, ToolMessage("1", tool_call_id="c1")])
-    on = build_request("kimi-for-coding", msgs, thinking=True).body["messages"][1]
-    off = build_request("kimi-for-coding", msgs, thinking=False).body["messages"][1]
+    on = build_request("toggle-model", msgs, thinking=True).body["messages"][1]
+    off = build_request("toggle-model", msgs, thinking=False).body["messages"][1]
     assert "reasoning_content" in on
     assert "reasoning_content" not in off
 

@@ -22,6 +22,8 @@ from langchain_core.rate_limiters import BaseRateLimiter
 from kimi_coder_auth.emulator import Emulator, ScriptedResponder, Turn
 from langchain_kimi_coder import ChatKimiCoder
 
+#: A model whose thinking can be switched off (every live model now always thinks).
+TOGGLE = "toggle-thinking"
 
 @pytest.fixture
 def scripted() -> Iterator[Any]:
@@ -193,7 +195,8 @@ def test_stream_usage_off(scripted: Any) -> None:
 def test_cache_read_reported_in_both_modes(emulator: Emulator, model_kwargs: dict) -> None:
     history = [HumanMessage("remember: " + "lorem ipsum " * 400), AIMessage("ok"),
                HumanMessage("what was it?")]
-    llm = ChatKimiCoder(**model_kwargs)
+    llm = ChatKimiCoder(**model_kwargs, prompt_cache_key="session-cache-both-modes")
+    llm.invoke(history)  # the first request under the key fills the cache
     invoked = llm.invoke(history).usage_metadata
     streamed = _aggregate(list(llm.stream(history))).usage_metadata
     for usage in (invoked, streamed):
@@ -261,14 +264,14 @@ def test_secrets_never_in_repr(model_kwargs: dict) -> None:
 
 def test_model_override_and_ls_params(emulator: Emulator, model_kwargs: dict) -> None:
     llm = ChatKimiCoder(**model_kwargs, temperature=0.3, max_tokens=64, stop=["END"])
-    msg = llm.invoke("hi", model="kimi-k2.6")
-    assert msg.response_metadata["model_name"] == "kimi-k2.6"
-    assert emulator.requests[-1].body["model"] == "kimi-k2.6"
+    msg = llm.invoke("hi", model="toggle-thinking")
+    assert msg.response_metadata["model_name"] == "toggle-thinking"
+    assert emulator.requests[-1].body["model"] == "toggle-thinking"
     body = emulator.requests[-1].body
     assert body["temperature"] == 0.3 and body["stop"] == ["END"]
     assert body["max_completion_tokens"] == 64
-    ls = llm._get_ls_params(model="kimi-k2.6")
-    assert ls["ls_provider"] == "kimi-coder" and ls["ls_model_name"] == "kimi-k2.6"
+    ls = llm._get_ls_params(model="toggle-thinking")
+    assert ls["ls_provider"] == "kimi-coder" and ls["ls_model_name"] == "toggle-thinking"
     assert ls["ls_temperature"] == 0.3 and ls["ls_max_tokens"] == 64 and ls["ls_stop"] == ["END"]
 
 
@@ -385,7 +388,8 @@ def test_model_copy_with_new_base_url_uses_new_server(model_kwargs: dict) -> Non
 def test_profile_from_catalogue() -> None:
     k3 = ChatKimiCoder(model="k3").profile
     assert k3 is not None
-    assert k3["max_input_tokens"] == 1048576 and k3["reasoning_output"] is True
+    # 1 Mi on Allegretto+, 256 Ki on Moderato: offline, the profile takes the smaller one
+    assert k3["max_input_tokens"] == 262144 and k3["reasoning_output"] is True
     assert k3["reasoning_effort_levels"] == ["low", "high", "max"]
     assert k3["tool_calling"] and k3["structured_output"] and k3["image_inputs"]
     default = ChatKimiCoder().profile

@@ -113,7 +113,7 @@ def test_structured_output_on_an_always_thinking_model_just_works(
 def test_structured_output_with_thinking_off_uses_a_forced_tool(
     model_kwargs: dict, emulator: Emulator
 ) -> None:
-    llm = ChatKimiCoder(**model_kwargs, thinking=False)
+    llm = ChatKimiCoder(**model_kwargs, model="toggle-thinking", thinking=False)  # toggleable model
     assert llm.with_structured_output(Person).invoke("'Bob' is 7") == Person(name="Bob", age=7)
     body = _last_chat(emulator)
     assert body["tool_choice"] == {"type": "function", "function": {"name": "Person"}}
@@ -126,7 +126,8 @@ def test_explicit_method_is_kept_and_warned_when_it_cannot_be_honoured(model_kwa
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # honoured: no warning
         llm.with_structured_output(Person, method="json_schema")
-        ChatKimiCoder(**model_kwargs).with_structured_output(Person, method="function_calling")
+        ChatKimiCoder(**model_kwargs, model="toggle-thinking").with_structured_output(
+            Person, method="function_calling")  # toggleable: thinking off for the forced tool
 
 
 def test_the_choice_follows_the_live_model_list() -> None:

@@ -44,6 +44,9 @@ class PersonDict(TypedDict):
     age: int
 
 
+#: A model whose thinking can be switched off (every live model now always thinks).
+TOGGLE = "toggle-thinking"
+
 def _last_chat(emu: Emulator) -> dict[str, Any]:
     return [r.body for r in emu.requests if r.path.endswith("/chat/completions")][-1]
 
@@ -62,7 +65,7 @@ def _last_chat(emu: Emulator) -> dict[str, Any]:
     ],
 )
 def test_tool_choice_forms(emulator: Emulator, model_kwargs: dict, choice: Any, wire: Any) -> None:
-    llm = ChatKimiCoder(**model_kwargs, thinking=False)
+    llm = ChatKimiCoder(**model_kwargs, model=TOGGLE, thinking=False)
     msg = llm.bind_tools([get_weather], tool_choice=choice).invoke("Weather in 'Paris' please")
     body = _last_chat(emulator)
     assert body["tool_choice"] == wire
@@ -91,7 +94,7 @@ def test_parallel_tool_calls_and_schema_normalised(emulator: Emulator, model_kwa
 def test_forced_choice_with_thinking_disables_thinking_for_that_request(
     emulator: Emulator, model_kwargs: dict
 ) -> None:
-    llm = ChatKimiCoder(**model_kwargs, thinking=True).bind_tools([get_weather], tool_choice="any")
+    llm = ChatKimiCoder(**model_kwargs, model=TOGGLE, thinking=True).bind_tools([get_weather], tool_choice="any")
     with pytest.warns(UserWarning, match="thinking was disabled"):
         msg = llm.invoke("weather in 'Rome'")
     body = _last_chat(emulator)
@@ -152,7 +155,7 @@ def test_forced_choice_uses_live_models_catalogue(model_kwargs: dict) -> None:
 def test_structured_output_methods(
     emulator: Emulator, model_kwargs: dict, schema: Any, method: str
 ) -> None:
-    llm = ChatKimiCoder(**model_kwargs, thinking=True)
+    llm = ChatKimiCoder(**model_kwargs, model=TOGGLE, thinking=True)
     prompt = "Extract: 'Ada' is 36 years old. Reply in JSON with keys name and age."
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # thinking disabled for function_calling
@@ -179,7 +182,7 @@ def test_structured_output_json_mode(emulator: Emulator, model_kwargs: dict) -> 
 
 
 def test_structured_output_include_raw(emulator: Emulator, model_kwargs: dict) -> None:
-    llm = ChatKimiCoder(**model_kwargs, thinking=False)
+    llm = ChatKimiCoder(**model_kwargs, model=TOGGLE, thinking=False)
     out = llm.with_structured_output(Person, include_raw=True).invoke("'Bob' is 7")
     assert isinstance(out["raw"], AIMessage)
     assert out["parsed"] == Person(name="Bob", age=7) and out["parsing_error"] is None

@@ -47,18 +47,27 @@ def test_chat_subprocess_streams_reasoning_answer_and_usage(emu: Emulator) -> No
 
 
 def test_chat_options_reach_the_request(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(_chat(emu, "--no-thinking", "--max-tokens", "64", "--model", "kimi-k2.6",
+    rc = main(_chat(emu, "--no-thinking", "--max-tokens", "64", "--model", "toggle-thinking",
                     "--user-agent", "kimi-coder-test/1.0", "hi", "there"))
     out = capsys.readouterr().out
     assert rc == 0
     assert "thinking: " not in out
     assert "answer: You said: hi there" in out
     req = emu.requests[-1]
-    assert req.body["model"] == "kimi-k2.6"
+    assert req.body["model"] == "toggle-thinking"
     assert req.body["thinking"] == {"type": "disabled"}
     assert req.body.get("max_completion_tokens", req.body.get("max_tokens")) == 64
     assert req.headers["user-agent"] == "kimi-coder-test/1.0"
     assert req.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_chat_preserve_thinking_flag(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    from kimi_coder_auth.cli import main
+
+    assert main(_chat(emu, "--preserve-thinking", "hello")) == 0
+    assert emu.requests_to("/chat/completions")[-1].body["thinking"] == {"type": "enabled", "keep": "all"}
+    assert main(_chat(emu, "hello")) == 0
+    assert "thinking" not in emu.requests_to("/chat/completions")[-1].body
 
 
 def test_chat_prints_tool_calls(capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,4 +191,4 @@ def test_printer_truncates_tool_results_and_sums_usage() -> None:
             {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith("tool result (read_file): line one ") and "more chars)" in lines[0]
-    assert lines[1] == "usage: 11 input (4 cached), 6 output (2 reasoning), 17 total tokens over 2 model calls"
+    assert lines[1] == "usage: 11 input (4 cached, 36%), 6 output (2 reasoning), 17 total tokens over 2 model calls"

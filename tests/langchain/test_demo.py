@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,11 @@ def test_demo_runs_end_to_end_with_reasoning_three_tools_and_answer() -> None:
     assert thinking[0] < lines.index(calls[0])
     answer = [ln for ln in lines if ln.startswith("answer: ")]
     assert len(answer) == 1 and "72.99 EUR" in answer[0]
-    assert any(ln.startswith("usage: ") and "over 4 model calls" in ln for ln in lines)
+    usage = [ln for ln in lines if ln.startswith("usage: ")]
+    assert len(usage) == 1 and "over 4 model calls" in usage[0]
+    # the agent's thread id gives a cache key: calls 2-4 read the cache, and the share is shown
+    share = re.search(r"\((\d+) cached, (\d+)%\)", usage[0])
+    assert share is not None and int(share.group(1)) > 0 and 0 < int(share.group(2)) < 100
     assert "\x1b[" not in out  # --plain: no ANSI styling
     # the gate is on, like the real service: the honest client got through on /messages
     assert "gate: on" in out

@@ -15,8 +15,7 @@ EXPECTED = {
     "invoke.py": ["reasoning: ", "answer:    You said:", "usage:     {'input_tokens'"],
     "streaming_reasoning.py": ["thinking: ", "answer: You said: Why is the sky blue?", "usage: "],
     "langgraph_agent.py": ["-> get_population({'city': 'Lyon'})", "<- add: 42", "<- multiply: 42", "[answer] "],
-    "structured_output.py": ["default (json_schema while thinking): title=", "function_calling: ",
-                             "parsing_error: None"],
+    "structured_output.py": ["default (json_schema while thinking): title=", "parsing_error: None"],
     "images.py": ["v1 block:   I see the image", "image_url:  I see the image"],
 }
 

@@ -112,20 +112,22 @@ class _EmulatorSuite(ChatModelIntegrationTests):
 
     @property
     def model_override_value(self) -> str:
-        return "kimi-k2.6"
+        return "toggle-thinking"
 
     @property
     def supported_usage_metadata_details(self) -> dict[str, list[Any]]:
         return {"invoke": ["cache_read_input"], "stream": ["cache_read_input"]}
 
     def invoke_with_cache_read_input(self, *, stream: bool = False) -> AIMessage:
-        """A long earlier turn makes the emulator report cached prompt tokens, as Kimi does."""
-        llm = ChatKimiCoder(**self.chat_model_params)
+        """A long earlier turn repeated under one prompt_cache_key: the emulator reports cached
+        prompt tokens for the repeat, as Kimi does."""
+        llm = ChatKimiCoder(**self.chat_model_params, prompt_cache_key=f"std-cache-{stream}")
         history = [
             HumanMessage("Remember this text: " + "lorem ipsum dolor sit amet " * 200),
             AIMessage("I will remember it."),
             HumanMessage("What did I ask you to remember?"),
         ]
+        llm.invoke(history)  # fills the cache under the key
         if stream:
             full = None
             for chunk in llm.stream(history):
@@ -138,7 +140,12 @@ class _EmulatorSuite(ChatModelIntegrationTests):
 class TestChatKimiCoderIntegration(_EmulatorSuite):
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return _emulator_params()
+        # a model whose thinking can be turned off, so forced tool choices are honoured
+        return {**_emulator_params(), "model": "toggle-thinking"}
+
+    @property
+    def model_override_value(self) -> str:
+        return "kimi-for-coding"
 
 
 class TestChatKimiCoderThinkingIntegration(_EmulatorSuite):
@@ -160,7 +167,12 @@ class TestChatKimiCoderAnthropicIntegration(_EmulatorSuite):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return {**_emulator_params(), "protocol": "anthropic"}
+        # a model whose thinking can be turned off, so forced tool choices are honoured
+        return {**_emulator_params(), "protocol": "anthropic", "model": "toggle-thinking"}
+
+    @property
+    def model_override_value(self) -> str:
+        return "kimi-for-coding"
 
 
 class TestChatKimiCoderAnthropicThinkingIntegration(_EmulatorSuite):

@@ -62,6 +62,12 @@ def llm(make_llm: Callable[..., KimiCoderLLM]) -> KimiCoderLLM:
 
 
 @pytest.fixture
+def toggle_llm(make_llm: Callable[..., KimiCoderLLM]) -> KimiCoderLLM:
+    """KimiCoderLLM with thinking on, on a model whose thinking can be switched off."""
+    return make_llm(model="toggle-thinking", thinking=True)
+
+
+@pytest.fixture
 def chat_bodies(emulator: Emulator) -> Callable[[], list[dict[str, Any]]]:
     """A function returning the bodies of the chat requests the emulator received, in order."""
 

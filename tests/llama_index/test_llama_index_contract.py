@@ -32,6 +32,9 @@ from llama_index_kimi_coder import KimiCoderLLM
 pytestmark = pytest.mark.timeout(30)
 
 
+#: A model whose thinking can be switched off (every live model now always thinks).
+TOGGLE = "toggle-thinking"
+
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
@@ -147,7 +150,7 @@ async def test_acomplete(llm: KimiCoderLLM) -> None:
 def test_thinking_off_sends_disabled_and_returns_no_thinking_block(
     make_llm: Any, chat_bodies: Any
 ) -> None:
-    resp = make_llm(thinking=False).chat(user("hi"))
+    resp = make_llm(model=TOGGLE, thinking=False).chat(user("hi"))
     assert chat_bodies()[-1]["thinking"] == {"type": "disabled"}
     assert not any(isinstance(b, ThinkingBlock) for b in resp.message.blocks)
 
@@ -391,15 +394,17 @@ def test_parallel_not_allowed_keeps_first_call(
 
 
 def test_tool_required_with_thinking_disables_thinking_for_that_call(
-    llm: KimiCoderLLM, chat_bodies: Any
+    toggle_llm: KimiCoderLLM, chat_bodies: Any
 ) -> None:
+    llm = toggle_llm
     resp = llm.chat_with_tools([ADD], user_msg="numbers 5 and 6", tool_required=True)
     body = chat_bodies()[-1]
     assert body["tool_choice"] == "required" and body["thinking"] == {"type": "disabled"}
     assert llm.get_tool_calls_from_response(resp)[0].tool_kwargs == {"a": 5, "b": 6}
 
 
-def test_named_tool_choice(llm: KimiCoderLLM, chat_bodies: Any) -> None:
+def test_named_tool_choice(toggle_llm: KimiCoderLLM, chat_bodies: Any) -> None:
+    llm = toggle_llm
     resp = llm.chat_with_tools([ADD, MULTIPLY], user_msg="7 and 8", tool_choice="multiply")
     assert chat_bodies()[-1]["tool_choice"] == {
         "type": "function",
@@ -586,10 +591,10 @@ def test_copy_and_pickle_never_leak_the_key(make_llm: Any, api_key: str) -> None
     assert clone.chat(user("from the clone")).message.content  # key and pools shared
     with pytest.raises(TypeError, match="api_key"):
         pickle.dumps(llm)
-    plain = KimiCoderLLM(thinking=True, model="kimi-k2.6")
+    plain = KimiCoderLLM(thinking=True, model="toggle-thinking")
     plain._get_transport()
     restored = pickle.loads(pickle.dumps(plain))
-    assert (restored.thinking, restored.model) == (True, "kimi-k2.6")
+    assert (restored.thinking, restored.model) == (True, "toggle-thinking")
 
 
 # --------------------------------------------------------------------------- catalogue & thinking
@@ -629,14 +634,15 @@ def test_effort_and_impossible_thinking_settings(
 
 
 def test_per_call_thinking_override(make_llm: Any, chat_bodies: Any) -> None:
-    resp = make_llm(thinking=True).chat(user("hi"), thinking=False)
+    resp = make_llm(model=TOGGLE, thinking=True).chat(user("hi"), thinking=False)
     assert chat_bodies()[-1]["thinking"] == {"type": "disabled"}
     assert not any(isinstance(b, ThinkingBlock) for b in resp.message.blocks)
 
 
 def test_llama_index_internal_kwargs_never_reach_the_body(
-    llm: KimiCoderLLM, chat_bodies: Any
+    toggle_llm: KimiCoderLLM, chat_bodies: Any
 ) -> None:
+    llm = toggle_llm
     tools = [ADD.metadata.to_openai_tool()]
     llm.chat(
         user("add 1 and 2"),

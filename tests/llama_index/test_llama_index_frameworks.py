@@ -29,6 +29,9 @@ from llama_index_kimi_coder import KimiCoderLLM
 pytestmark = pytest.mark.timeout(30)
 
 
+#: A model whose thinking can be switched off (every live model now always thinks).
+TOGGLE = "toggle-thinking"
+
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
@@ -97,11 +100,12 @@ async def test_function_agent_three_tool_rounds_with_thinking(
 
 
 async def test_function_agent_initial_tool_choice_with_thinking(
-    llm: KimiCoderLLM, chat_bodies: Any
+    toggle_llm: KimiCoderLLM, chat_bodies: Any
 ) -> None:
     """A forced first call turns thinking off for that request only; the next request (thinking
     on again) replays the reasoning-less tool turn with the core's placeholder, which the strict
     emulator accepts."""
+    llm = toggle_llm
     agent = FunctionAgent(tools=TOOLS, llm=llm, initial_tool_choice="add")
     result = await agent.run("Please add 40 and 2.")
     assert "42" in str(result.response.content)
@@ -195,7 +199,8 @@ def test_query_engine_over_summary_index(llm: KimiCoderLLM, chat_bodies: Any) ->
 # --------------------------------------------------------------------------- structured output
 
 
-def test_structured_predict_with_thinking_on(llm: KimiCoderLLM, chat_bodies: Any) -> None:
+def test_structured_predict_with_thinking_on(toggle_llm: KimiCoderLLM, chat_bodies: Any) -> None:
+    llm = toggle_llm
     prompt = PromptTemplate("Extract the person: {text}")
     person = llm.structured_predict(Person, prompt, text="'Alan' is 41 years old")
     assert isinstance(person, Person) and person.age == 41 and person.name == "Alan"
@@ -210,7 +215,8 @@ def test_structured_predict_with_thinking_on(llm: KimiCoderLLM, chat_bodies: Any
 def test_structured_predict_function_mode_is_kept(make_llm: Any, chat_bodies: Any) -> None:
     from llama_index.core.types import PydanticProgramMode
 
-    llm = make_llm(thinking=True, pydantic_program_mode=PydanticProgramMode.FUNCTION)
+    llm = make_llm(model="toggle-thinking", thinking=True,  # a model whose thinking can switch off
+                   pydantic_program_mode=PydanticProgramMode.FUNCTION)
     prompt = PromptTemplate("Extract the person: {text}")
     person = llm.structured_predict(Person, prompt, text="'Alan' is 41 years old")
     assert person == Person(name="Alan", age=41)
@@ -219,7 +225,8 @@ def test_structured_predict_function_mode_is_kept(make_llm: Any, chat_bodies: An
     assert body["thinking"] == {"type": "disabled"}  # forced tool call with thinking: policy
 
 
-async def test_astructured_predict_and_structured_llm(llm: KimiCoderLLM) -> None:
+async def test_astructured_predict_and_structured_llm(toggle_llm: KimiCoderLLM) -> None:
+    llm = toggle_llm
     prompt = PromptTemplate("Extract the person: {text}")
     person = await llm.astructured_predict(Person, prompt, text="'Edsger' is 72")
     assert person.name == "Edsger" and person.age == 72
