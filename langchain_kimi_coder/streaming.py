@@ -184,6 +184,9 @@ class _StreamState:
         trace_id = stream.trace_id
         if trace_id:
             meta["x_trace_id"] = trace_id
+        request_id = getattr(stream, "request_id", None)
+        if request_id:
+            meta["x_request_id"] = request_id
         if call.built.tool_choice_relaxed:
             meta["tool_choice_relaxed"] = True
         usage = usage_to_metadata(acc.usage) if (acc.usage and call.include_usage) else None

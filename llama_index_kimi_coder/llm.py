@@ -37,6 +37,7 @@ from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
 from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.errors import MalformedResponseError
 from kimi_coder_auth.params import apply_aliases
+from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT
 from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 from kimi_coder_auth.routing import ChatCall
 from kimi_coder_auth.secret import Secret
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from kimi_coder_auth.neutral import Completion, StreamDelta
     from kimi_coder_auth.routing import AsyncDeltaStream, DeltaStream
     from kimi_coder_auth.transport import Transport
+    from kimi_coder_auth.usage import PlanUsage
 
 # `kimi_coder_auth.wire` imports httpx only when an image URL is fetched, so
 # `from llama_index_kimi_coder import KimiCoderLLM` costs little more than llama-index-core.
@@ -82,7 +84,7 @@ _CONNECTION = (
 _CALL_NOT_APPLICABLE = {
     name: _CONNECTION
     for name in ("api_key", "base_url", "credentials", "timeout", "max_retries", "user_agent",
-                 "default_headers")
+                 "default_headers", "on_quota", "max_quota_wait")
 }
 _CALL_NOT_APPLICABLE["context_window"] = "it is the model's; set context_window= when creating KimiCoderLLM."
 
@@ -241,9 +243,9 @@ class _StreamBuilder:
         raw: Any = stream.last_event if d is not None else None
         if self.usage is not None:
             extra.update(self.usage)
-            raw = {**(raw or {}), "usage": self.usage_raw, "protocol": stream.protocol}
+            raw = {**(raw or {}), "usage": self.usage_raw, "protocol": stream.protocol, **_ids(stream)}
         elif d is not None and d.finish_reason is not None:
-            raw = {**(raw or {}), "protocol": stream.protocol}
+            raw = {**(raw or {}), "protocol": stream.protocol, **_ids(stream)}
         if self.finish_reason is not None:  # "length": the output budget ran out
             extra["finish_reason"] = self.finish_reason
         self.yielded = True
@@ -269,6 +271,12 @@ class _StreamBuilder:
     def final(self) -> ChatResponse | None:
         """A closing response when the stream produced nothing, so callers always get one."""
         return None if self.yielded else self._response(None, "", None)
+
+
+def _ids(source: Any) -> dict[str, str]:
+    """``x_trace_id`` / ``x_request_id`` of an answer, for ``raw`` (only the ones it has)."""
+    ids = {"x_trace_id": getattr(source, "trace_id", None), "x_request_id": getattr(source, "request_id", None)}
+    return {k: v for k, v in ids.items() if v}
 
 
 def _session_of(messages: Sequence[ChatMessage]) -> str | None:
@@ -367,6 +375,14 @@ class KimiCoderLLM(FunctionCallingLLM):
         default=None, description="Streams: longest gap between events; None = the read timeout."
     )
     max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/connection errors.")
+    on_quota: Literal["raise", "wait"] = Field(
+        default="raise",
+        description='A used-up quota window: raise QuotaExceededError, or "wait" until it resets.',
+    )
+    max_quota_wait: float | None = Field(
+        default=DEFAULT_MAX_QUOTA_WAIT,
+        description='Longest total wait per request with on_quota="wait" (seconds; None = no limit).',
+    )
     user_agent: str | None = Field(
         default=None,
         description="User-Agent; None = KIMI_CODER_USER_AGENT or kimi-coder's own honest default.",
@@ -500,6 +516,14 @@ class KimiCoderLLM(FunctionCallingLLM):
             system_role=MessageRole.SYSTEM,
         )
 
+    def get_usage(self) -> PlanUsage:
+        """The plan's quota windows (``GET /usages``) for this LLM's credentials."""
+        return self._kimi_client().get_usage()
+
+    async def aget_usage(self) -> PlanUsage:
+        """Async :meth:`get_usage`."""
+        return await self._kimi_client().aget_usage()
+
     def _kimi_client(self) -> KimiClient:
         """The core client for the current settings: created on first use, rebuilt only when a
         connection setting changes; credentials are shared process-wide."""
@@ -609,17 +633,18 @@ class KimiCoderLLM(FunctionCallingLLM):
         return call
 
     @staticmethod
-    def _chat_response(
-        completion: Completion, trace_id: str | None, data: dict[str, Any] | None
-    ) -> ChatResponse:
+    def _chat_response(completion: Completion, call: ChatCall) -> ChatResponse:
         extra: dict[str, Any] = {}
-        raw: dict[str, Any] = {**(data or {}), "protocol": completion.protocol}
+        trace_id, data = call.trace_id, call.raw
+        raw: dict[str, Any] = {**(data or {}), "protocol": completion.protocol, **_ids(call)}
         if completion.usage is not None:
             counts = usage_counts(completion.usage)
             extra.update(counts)
             raw["usage"] = {**completion.usage.raw, **counts}
         if trace_id:
             extra["trace_id"] = trace_id
+        if call.request_id:
+            extra["request_id"] = call.request_id
         if completion.finish_reason is not None:  # "length": the output budget ran out
             extra["finish_reason"] = completion.finish_reason
         return ChatResponse(
@@ -631,12 +656,12 @@ class KimiCoderLLM(FunctionCallingLLM):
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._build(messages, False, kwargs)
         completion = call.complete()
-        return self._chat_response(completion, call.trace_id, call.raw)
+        return self._chat_response(completion, call)
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = await self._abuild(messages, False, kwargs)
         completion = await call.acomplete()
-        return self._chat_response(completion, call.trace_id, call.raw)
+        return self._chat_response(completion, call)
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         call = self._build(messages, True, kwargs)
