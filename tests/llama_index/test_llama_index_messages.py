@@ -16,7 +16,7 @@ from llama_index.core.base.llms.types import (
 )
 
 from kimi_coder_auth.wire import Completion, ToolCall, Usage, build_request
-from llama_index_kimi_coder.llm import _StreamBuilder
+from llama_index_kimi_coder.streaming import _StreamBuilder
 from llama_index_kimi_coder.messages import (
     completion_to_message,
     message_to_wire,
