@@ -46,6 +46,12 @@ _LAZY = {
     "ToolCall": "wire",
     "ModelInfo": "catalogue",
     "get_model_info": "catalogue",
+    # quota and usage
+    "get_usage": "usage",
+    "aget_usage": "usage",
+    "PlanUsage": "usage",
+    "UsageWindow": "usage",
+    "QuotaPacer": "quota_pacing",
     # side services (/search, /fetch, /files)
     "KimiServices": "services",
     "SearchResult": "services",
@@ -76,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .client import KimiClient
     from .device import DevicePrompt, alogin, login
     from .emulator import Emulator
+    from .quota_pacing import QuotaPacer
     from .refresh import Credential, CredentialStatus, OAuthCredential
     from .region import Endpoint, resolve_endpoint
     from .services import KimiServices, SearchResult
@@ -89,4 +96,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .stores.kimi_code import KimiCodeStore
     from .token import OAuthToken
     from .transport import Transport
+    from .usage import PlanUsage, UsageWindow, aget_usage, get_usage
     from .wire import Completion, StreamAccumulator, ToolCall, Usage, build_request

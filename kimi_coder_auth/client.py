@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import clock
 from .catalogue import ModelInfo, get_model_info
+from .quota_pacing import DEFAULT_MAX_QUOTA_WAIT
 from .secret import Secret
 
 if TYPE_CHECKING:
+    from .quota_pacing import QuotaPacer
     from .transport import Transport
+    from .usage import PlanUsage
 
 __all__ = ["KimiClient"]
 
@@ -62,6 +65,8 @@ class KimiClient:
         deadline: float | None = None,
         first_event_timeout: float | None = None,
         event_timeout: float | None = None,
+        on_quota: str = "raise",
+        max_quota_wait: float | None = DEFAULT_MAX_QUOTA_WAIT,
     ) -> None:
         self.api_key = _secret(api_key)
         self.settings = _settings(
@@ -76,6 +81,8 @@ class KimiClient:
             deadline,
             first_event_timeout,
             event_timeout,
+            on_quota,
+            max_quota_wait,
         )
         self._transport: Transport | None = None
         self._models_failed_at: float | None = None
@@ -105,7 +112,8 @@ class KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
         ``default_headers``, ``region``, ``deadline``, ``first_event_timeout``,
-        ``event_timeout``), so both adapters map their settings the same way.
+        ``event_timeout``, ``on_quota``, ``max_quota_wait``), so both adapters map their settings
+        the same way.
 
         This runs on every request, so while the raw field values are unchanged (headers compared
         by content, catching in-place edits) ``current`` is returned without rebuilding the
@@ -123,6 +131,8 @@ class KimiClient:
             getattr(config, "deadline", None),
             getattr(config, "first_event_timeout", None),
             getattr(config, "event_timeout", None),
+            getattr(config, "on_quota", "raise"),
+            getattr(config, "max_quota_wait", DEFAULT_MAX_QUOTA_WAIT),
         )
         if current is not None and current._config_key == raw:
             return current
@@ -158,10 +168,10 @@ class KimiClient:
         from .sources import resolve_credential
         from .transport import Transport
 
-        _, credentials, base_url, user_agent, timeout, max_retries, headers, region, *deadlines = (
+        _, credentials, base_url, user_agent, timeout, max_retries, headers, region, *rest = (
             self.settings
         )
-        deadline, first_event_timeout, event_timeout = deadlines
+        deadline, first_event_timeout, event_timeout, on_quota, max_quota_wait = rest
         credential = resolve_credential(
             api_key=self.api_key, credentials=credentials, region=region, base_url=base_url
         )
@@ -177,7 +187,29 @@ class KimiClient:
             deadline=deadline,
             first_event_timeout=first_event_timeout,
             event_timeout=event_timeout,
+            on_quota=on_quota,
+            max_quota_wait=max_quota_wait,
         )
+
+    # ------------------------------------------------------------------ usage
+
+    def get_usage(self) -> PlanUsage:
+        """The plan's quota windows (``GET /usages``) for this client's credential."""
+        from .usage import get_usage
+
+        return get_usage(transport=self.transport)
+
+    async def aget_usage(self) -> PlanUsage:
+        """Async :meth:`get_usage`."""
+        from .usage import aget_usage
+
+        return await aget_usage(transport=self.transport)
+
+    def quota_pacer(self) -> QuotaPacer:
+        """A rate limiter that holds requests while this account's quota window is used up."""
+        from .quota_pacing import QuotaPacer
+
+        return QuotaPacer(self.transport, max_quota_wait=self.settings[12])
 
     # ------------------------------------------------------------------ model info
 
@@ -252,6 +284,8 @@ _SETTING_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("deadline", None),
     ("first_event_timeout", None),
     ("event_timeout", None),
+    ("on_quota", "raise"),
+    ("max_quota_wait", DEFAULT_MAX_QUOTA_WAIT),
 )
 
 
@@ -267,6 +301,8 @@ def _settings(
     deadline: float | None = None,
     first_event_timeout: float | None = None,
     event_timeout: float | None = None,
+    on_quota: str = "raise",
+    max_quota_wait: float | None = DEFAULT_MAX_QUOTA_WAIT,
 ) -> tuple[Any, ...]:
     headers: Sequence[tuple[str, str]] = (
         tuple(sorted(default_headers.items())) if default_headers else ()
@@ -274,4 +310,5 @@ def _settings(
     return (
         api_key, credentials, base_url, user_agent, timeout, max_retries, headers, region,
         deadline, first_event_timeout, event_timeout,
+        on_quota, max_quota_wait,
     )

@@ -6,6 +6,7 @@ The server's text is scrubbed of the token the request carried before it is quot
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -21,6 +22,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ConcurrencyLimitError,
     ContextTooLongError,
     NotFoundError,
     PermissionDeniedError,
@@ -29,6 +31,7 @@ from .errors import (
     ServerError,
     UserAgentRejectedError,
 )
+from .response_ids import response_ids
 from .secret import Secret
 
 __all__ = ["error_from_response", "parse_retry_after"]
@@ -48,7 +51,37 @@ _SOURCE_LABELS = {
     "kimi-cli": "kimi-cli's login",
     "kimi-code": "Kimi Code's login",
 }
-_QUOTA_WORDS = ("quota", "insufficient balance", "balance is insufficient", "recharge")
+# Kimi Code's billing wording for a 429 that is a used-up balance, not a throttle. No bare
+# "quota": "token quota per minute" throttles stay retryable (kimi-errors.ts@d723cc47).
+_BALANCE_WORDS = re.compile(
+    r"exceeded your current (?:token )?quota|check your account balance|insufficient balance"
+    r"|balance is insufficient|recharge|in arrears"
+)
+# 403 quota wordings, checked in this order after the identity gate and real terminations
+# (reference kimi-service-2026-12.md §1.3); the "5-hour" wording is not documented and is
+# matched in case the service adds one.
+_QUOTA_403 = (
+    (("weekly (7-day)", "7-day window"), "7d"),
+    (("monthly usage limit",), "month"),
+    (("5-hour", "5 hour"), "5h"),
+    (("billing cycle", "next cycle"), "5h-or-month"),
+)
+_QUOTA_HINTS = {
+    "7d": "The weekly (7-day) quota is used up; retrying now will not help. It resets when the "
+    "7-day window ends",
+    "month": "The plan's monthly usage for this billing cycle is used up; retrying will not help. "
+    "Renew or upgrade the plan, or wait for the next cycle",
+    "5h": "The 5-hour quota window is used up; retrying now will not help. It resets when the "
+    "5-hour window ends",
+    "5h-or-month": "A quota is used up: the service says \"billing cycle\" both for the 5-hour "
+    "window and for the monthly cycle. If the 5-hour window is the exhausted one it resets within "
+    "5 hours; otherwise wait for the next billing cycle",
+}
+_WAIT_HINT = (
+    ". See the windows with `kimi-coder usage` (Python: `get_usage()`); "
+    "pass on_quota=\"wait\" to sleep until the reset instead of failing."
+)
+_RESET_KEYS = ("reset_time", "resetTime", "reset_at", "resetAt")
 
 
 def _delay(seconds: float) -> float | None:
@@ -171,11 +204,12 @@ def error_from_response(
     if not message:
         message = f"HTTP {status} {response.reason_phrase or ''}".strip()
     low = message.lower()
+    trace, request = response_ids(headers)
     common: dict[str, Any] = {
         "status": status,
         "error_type": etype,
-        "trace_id": headers.get("x-trace-id"),
-        "request_id": headers.get("x-request-id"),
+        "trace_id": trace,
+        "request_id": request,
     }
     if status in (400, 413, 422):
         if any(w in low for w in _CONTEXT_WORDS) or etype == "context_length_exceeded":
@@ -185,25 +219,27 @@ def error_from_response(
         where = f" (credentials: {_SOURCE_LABELS.get(source, source)})" if source else ""
         return AuthenticationError(f"The Kimi Coding API rejected the token{where}: {message}", **common)
     if status == 402:
-        return QuotaExceededError(message, retry_after=parse_retry_after(headers), **common)
-    if status == 403:
-        if "coding agent" in low:
-            return UserAgentRejectedError(
-                f"{message} The request was sent with User-Agent {user_agent!r}.", **common
-            )
-        if etype == "access_terminated_error" or "access terminated" in low:
-            return AccessTerminatedError(message, **common)
-        return PermissionDeniedError(
+        return QuotaExceededError(
             message,
-            hint="Your login or plan does not allow this request; check the model and your subscription.",
+            retry_after=parse_retry_after(headers),
+            hint="The Kimi membership has expired; renew the plan (kimi.com membership page).",
             **common,
         )
+    if status == 403:
+        return _classify_403(message, low, etype, content, headers, user_agent, common)
     if status == 404:
         return NotFoundError(message, **common)
     if status == 429:
         retry_after = parse_retry_after(headers)
-        if etype == "exceeded_current_quota_error" or any(w in low for w in _QUOTA_WORDS):
-            return QuotaExceededError(message, retry_after=retry_after, **common)
+        if etype == "exceeded_current_quota_error" or _BALANCE_WORDS.search(low):
+            return QuotaExceededError(
+                message,
+                retry_after=retry_after,
+                hint="The account's balance or token quota is used up; recharge it, then retry "
+                "(retrying now will not help). See the plan's windows with `kimi-coder usage` "
+                "(Python: `get_usage()`).",
+                **common,
+            )
         return RateLimitError(message, retry_after=retry_after, **common)
     if status >= 500:
         return ServerError(message, **common)
@@ -218,6 +254,64 @@ def error_from_response(
             **common,
         )
     return APIError(message, hint="The request was not accepted; see the message above.", **common)
+
+
+def _classify_403(
+    message: str,
+    low: str,
+    etype: str | None,
+    content: bytes,
+    headers: Mapping[str, str],
+    user_agent: str | None,
+    common: dict[str, Any],
+) -> APIError:
+    """A 403 by the reference's decision table: gate, termination, quota windows, concurrency."""
+    if "coding agent" in low:
+        return UserAgentRejectedError(
+            f"{message} The request was sent with User-Agent {user_agent!r}.", **common
+        )
+    if "access terminated" in low or "community guidelines" in low:
+        return AccessTerminatedError(message, **common)
+    for words, window in _QUOTA_403:
+        if any(w in low for w in words):
+            retry_after = parse_retry_after(headers)
+            reset_at = _reset_from_body(content)
+            if reset_at is None and retry_after is not None:
+                reset_at = clock.now() + retry_after
+            return QuotaExceededError(
+                message,
+                retry_after=retry_after,
+                window=window,
+                reset_at=reset_at,
+                hint=_QUOTA_HINTS[window] + _WAIT_HINT,
+                **common,
+            )
+    if "concurrent request limit" in low:
+        return ConcurrencyLimitError(message, retry_after=parse_retry_after(headers), **common)
+    if etype == "access_terminated_error":
+        return AccessTerminatedError(message, **common)
+    return PermissionDeniedError(
+        message,
+        hint="Your login or plan does not allow this request; check the model and your subscription.",
+        **common,
+    )
+
+
+def _reset_from_body(content: bytes) -> float | None:
+    """A reset time the error body carries (``reset_time``/``resetAt`` at either level), else None."""
+    from .usage import parse_time
+
+    try:
+        payload = json.loads(content) if content else None
+    except ValueError:
+        return None
+    for obj in (payload.get("error"), payload) if isinstance(payload, dict) else ():
+        if isinstance(obj, dict):
+            for key in _RESET_KEYS:
+                when = parse_time(obj.get(key))
+                if when is not None:
+                    return when
+    return None
 
 
 def _connection_error(exc: httpx.HTTPError, method: str, url: str) -> tuple[APIConnectionError, bool]:

@@ -19,6 +19,7 @@ __all__ = [
     "AccessTerminatedError",
     "AuthenticationError",
     "BadRequestError",
+    "ConcurrencyLimitError",
     "ContextTooLongError",
     "CredentialBusy",
     "CredentialError",
@@ -341,14 +342,62 @@ class RateLimitError(APIError):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
 
+class ConcurrencyLimitError(RateLimitError):
+    """403 "concurrent request limit": too many requests in flight; retried with a short backoff."""
+
+    hint = "Lower the number of parallel requests (the plan caps concurrent requests), or raise max_retries."
+
+
+#: quota windows a `QuotaExceededError` can name
+QUOTA_WINDOW_LABELS = {
+    "5h": "5-hour window",
+    "7d": "weekly (7-day) window",
+    "month": "monthly billing cycle",
+    "5h-or-month": "5-hour window or monthly billing cycle (the service's wording fits both)",
+}
+USAGE_HINT = "See the windows with `kimi-coder usage` (Python: `get_usage()`)."
+
+
 class QuotaExceededError(APIError):
-    """429/402: the plan's quota is used up or the membership expired; never retried."""
+    """A quota is used up (a 403 window, a 429 balance) or the membership expired; never retried.
 
-    hint = "Check `kimi-coder usage` for when the quota window resets, or renew the plan."
+    ``window``: ``"5h"``, ``"7d"``, ``"month"``, ``"5h-or-month"`` (the "billing cycle" wording
+    the service also sends for the 5-hour cap) or None (balance, membership). ``reset_at``:
+    epoch seconds when the window resets, where the body, headers or ``/usages`` said so.
+    """
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+    hint = "Check `kimi-coder usage` (Python: `get_usage()`) for when the quota resets, or renew the plan."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        window: str | None = None,
+        reset_at: float | None = None,
+        **kwargs: object,
+    ) -> None:
         self.retry_after = retry_after
+        self.window = window
+        self.reset_at = reset_at
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def window_label(self) -> str | None:
+        """The window in words ("weekly (7-day) window"), or None."""
+        return QUOTA_WINDOW_LABELS.get(self.window) if self.window else None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        extra = []
+        if self.window:
+            extra.append(f"Quota window: {self.window_label or self.window}.")
+        if self.reset_at is not None:
+            import datetime as _dt
+
+            when = _dt.datetime.fromtimestamp(self.reset_at, _dt.timezone.utc)
+            extra.append(f"It resets at {when:%Y-%m-%d %H:%M} UTC.")
+        return "\n".join([text, *extra]) if extra else text
 
 
 class ServerError(APIError):

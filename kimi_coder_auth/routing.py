@@ -149,6 +149,7 @@ class ChatCall:
     auto: bool
     built: BuiltRequest
     trace_id: str | None = None
+    request_id: str | None = None
     raw: Any = None  # the non-streamed answer body, once received
     extra_warnings: list[str] = field(default_factory=list)
 
@@ -226,6 +227,7 @@ class ChatCall:
 
     def _finish(self, result: Any) -> Completion:
         self.trace_id = result.trace_id
+        self.request_id = getattr(result, "request_id", None)
         self.raw = result.data
         if self.protocol == "anthropic":
             return parse_message(result.data)
@@ -293,8 +295,13 @@ class DeltaStream:
 
     @property
     def trace_id(self) -> str | None:
-        """The answer's ``x-trace-id`` once open."""
+        """The answer's trace id (``x-trace-id`` / ``X-Msh-Trace-Id``) once open."""
         return getattr(self._stream, "trace_id", None)
+
+    @property
+    def request_id(self) -> str | None:
+        """The answer's request id (``x-request-id`` / ``Msh-Request-Id``) once open."""
+        return getattr(self._stream, "request_id", None)
 
     def _open(self) -> Iterator[Any]:
         call = self.call
@@ -371,8 +378,13 @@ class AsyncDeltaStream:
 
     @property
     def trace_id(self) -> str | None:
-        """The answer's ``x-trace-id`` once open."""
+        """The answer's trace id (``x-trace-id`` / ``X-Msh-Trace-Id``) once open."""
         return getattr(self._stream, "trace_id", None)
+
+    @property
+    def request_id(self) -> str | None:
+        """The answer's request id (``x-request-id`` / ``Msh-Request-Id``) once open."""
+        return getattr(self._stream, "request_id", None)
 
     async def _open(self) -> AsyncIterator[Any]:
         call = self.call

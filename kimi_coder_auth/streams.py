@@ -25,6 +25,7 @@ from .errors import (
 from .http_pool import _headers_dict
 from .limits import too_large
 from .reading import aread_body, deadline_error, read_body, scrub_error
+from .response_ids import response_ids
 from .retries import _backoff
 from .secret import Secret
 from .sse import aiter_chunks, iter_chunks
@@ -70,8 +71,8 @@ def _html_instead_of_stream(response: httpx.Response) -> StreamError:
         f"The server answered a streaming request with a web page ({ctype}) instead of an "
         "event stream.",
         status=response.status_code,
-        trace_id=response.headers.get("x-trace-id"),
-        request_id=response.headers.get("x-request-id"),
+        trace_id=response_ids(response.headers)[0],
+        request_id=response_ids(response.headers)[1],
         hint="Check that the base URL points at the Kimi Coding API (…/coding/v1) and that no "
         "proxy or captive portal sits in between, then retry.",
     )
@@ -91,6 +92,14 @@ class _StreamClock:
         self.between = d.between_events if d.between_events is not None else inf
         self.due = self.first_due  # the next complete event must arrive by then
         self.send_deadline = self.first_due if self.first_due != inf else None
+
+    def shift(self, response: httpx.Response) -> None:
+        """Move the deadlines along by the time the request waited for a quota reset."""
+        waited = response.extensions.get("kimi_quota_waited")
+        if waited:
+            self.total_due += waited
+            self.first_due += waited
+            self.due = self.first_due
 
     def late(self, yielded: bool, transport: Transport) -> APITimeoutError:
         d = transport.deadlines
@@ -119,8 +128,8 @@ def _json_instead_of_stream(response: httpx.Response) -> StreamError:
         message or "The server answered a streaming request with plain JSON instead of an event stream.",
         status=response.status_code,
         error_type=etype,
-        trace_id=response.headers.get("x-trace-id"),
-        request_id=response.headers.get("x-request-id"),
+        trace_id=response_ids(response.headers)[0],
+        request_id=response_ids(response.headers)[1],
         hint="Check that the base URL points at the Kimi Coding API (…/coding/v1), then retry.",
     )
 
@@ -169,9 +178,9 @@ class ChatStream:
                 read_floor=transport.deadlines.between_events,
             )
             self._response = response
+            times.shift(response)
             headers = self.headers = _headers_dict(response.headers)
-            self.trace_id = headers.get("x-trace-id")
-            self.request_id = headers.get("x-request-id")
+            self.trace_id, self.request_id = response_ids(headers)
             self._secrets = _sent_secrets(response)
             ctype = headers.get("content-type", "")
             if _is_json_type(ctype):
@@ -346,9 +355,9 @@ class AsyncChatStream:
                 read_floor=transport.deadlines.between_events,
             )
             self._response = response
+            times.shift(response)
             headers = self.headers = _headers_dict(response.headers)
-            self.trace_id = headers.get("x-trace-id")
-            self.request_id = headers.get("x-request-id")
+            self.trace_id, self.request_id = response_ids(headers)
             self._secrets = _sent_secrets(response)
             ctype = headers.get("content-type", "")
             if _is_json_type(ctype):

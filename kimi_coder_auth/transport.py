@@ -7,7 +7,8 @@
 * Auth (`KimiAuth`) and the timeout are passed per request, so many `Transport` objects (one per
   chat model) share the pools. Constructing a `Transport` does no I/O.
 * Errors are mapped from status + body to the typed errors in `errors.py`, carrying the status,
-  the error type, the server's message and ``x-trace-id`` / ``x-request-id``.
+  the error type, the server's message and the trace/request ids (`response_ids`: ``x-trace-id``,
+  ``X-Msh-Trace-Id``, ``x-request-id``, ``Msh-Request-Id``).
 * Retries: 429 (not quota), 500/502/503/504 and connection errors, at most ``max_retries`` times,
   exponential backoff with jitter, honouring ``Retry-After`` (capped); sleeping goes through
   `kimi_coder_auth.clock`. Streams retry only before their first chunk.
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import clock, http_pool, paths
+from . import clock, http_pool, paths, quota_pacing
 from ._identity import default_user_agent
 from .auth import KimiAuth
 from .codecs.anthropic_request import ANTHROPIC_VERSION, MESSAGES_PATH
@@ -49,6 +50,8 @@ from .errors import APIError, KimiCoderError, MalformedResponseError
 from .http_pool import DEFAULT_TIMEOUT, LIMITS, _headers_dict, aclose_clients, close_clients
 from .limits import Deadlines, Limits
 from .reading import aread_body, attempt_timeout, deadline_error, read_body
+from .response_ids import request_id as _request_id
+from .response_ids import trace_id as _trace_id
 from .retries import _backoff, _retryable
 from .streams import AsyncChatStream, ChatStream
 
@@ -141,11 +144,12 @@ def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
 
 @dataclass(frozen=True)
 class ChatResult:
-    """A non-streaming chat answer: the JSON body, the trace id and the response headers."""
+    """A non-streaming chat answer: the JSON body, the trace id, the response headers, the request id."""
 
     data: dict[str, Any]
     trace_id: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    request_id: str | None = None
 
 
 _models_cache: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, list[dict[str, Any]]]]] = (
@@ -166,6 +170,8 @@ class Transport:
     are bounded by it). ``max_response_bytes`` / ``max_stream_bytes`` / ``max_event_bytes``
     cap what a server may send (see `limits`). ``default_headers`` are sent with every request;
     a ``User-Agent`` among them counts like ``user_agent=``, an ``Authorization`` is ignored.
+    ``on_quota="wait"`` sleeps until a used-up quota window resets (at most ``max_quota_wait``
+    seconds per request, None = no limit) instead of raising `QuotaExceededError` (`quota_pacing`).
     """
 
     def __init__(
@@ -183,7 +189,16 @@ class Transport:
         max_response_bytes: int | None = None,
         max_stream_bytes: int | None = None,
         max_event_bytes: int | None = None,
+        on_quota: str = "raise",
+        max_quota_wait: float | None = quota_pacing.DEFAULT_MAX_QUOTA_WAIT,
     ) -> None:
+        if on_quota not in quota_pacing.ON_QUOTA:
+            raise ValueError(f"on_quota={on_quota!r}; use \"raise\" (default) or \"wait\"")
+        if max_quota_wait is not None and max_quota_wait < 0:
+            raise ValueError(f"max_quota_wait must be >= 0 seconds or None, got {max_quota_wait!r}")
+        self.on_quota = on_quota
+        self.max_quota_wait = max_quota_wait
+        self._quota_gate: tuple[str, int, quota_pacing.QuotaGate] | None = None
         if credential is None:
             raise TypeError("Transport needs a credential (see kimi_coder_auth.resolve_credential)")
         if max_retries < 0:
@@ -319,6 +334,46 @@ class Transport:
         return deadline_at
 
     def _send(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
+    ) -> tuple[httpx.Response, int]:
+        """`_send_retrying` under the quota policy (``on_quota``); ``/usages`` is never paced.
+
+        Time spent waiting for a quota reset moves a caller's ``deadline_at`` along with it."""
+        deadline_at = kw.pop("deadline_at", None)
+
+        def call(waited: float = 0.0) -> tuple[httpx.Response, int]:
+            due = None if deadline_at is None else deadline_at + waited
+            result = self._send_retrying(method, path, body, deadline_at=due, **kw)
+            if waited:  # a stream's reader moves its own deadlines by as much
+                result[0].extensions["kimi_quota_waited"] = waited
+            return result
+
+        if path == "/usages":
+            return call()
+        if self.on_quota == "wait":
+            return quota_pacing.send(self, call)
+        return quota_pacing.observe(self, call)
+
+    async def _asend(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
+    ) -> tuple[httpx.Response, int]:
+        """Async `_send`."""
+        deadline_at = kw.pop("deadline_at", None)
+
+        async def call(waited: float = 0.0) -> tuple[httpx.Response, int]:
+            due = None if deadline_at is None else deadline_at + waited
+            result = await self._asend_retrying(method, path, body, deadline_at=due, **kw)
+            if waited:
+                result[0].extensions["kimi_quota_waited"] = waited
+            return result
+
+        if path == "/usages":
+            return await call()
+        if self.on_quota == "wait":
+            return await quota_pacing.asend(self, call)
+        return await quota_pacing.aobserve(self, call)
+
+    def _send_retrying(
         self,
         method: str,
         path: str,
@@ -366,7 +421,7 @@ class Transport:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s %s -> %d (x-trace-id %s)",
-                        method, url, response.status_code, response.headers.get("x-trace-id"),
+                        method, url, response.status_code, _trace_id(response.headers),
                     )
                 if response.status_code < 300:
                     if stream:
@@ -401,7 +456,7 @@ class Transport:
             return None
         return delay
 
-    async def _asend(
+    async def _asend_retrying(
         self,
         method: str,
         path: str,
@@ -414,7 +469,7 @@ class Transport:
         deadline_at: float | None = None,
         read_floor: float | None = None,
     ) -> tuple[httpx.Response, int]:
-        """Async `_send`."""
+        """Async `_send_retrying`."""
         client = await http_pool._get_async_client()
         url = self._url(path)
         content = _encode(body) if body is not None else (raw[0] if raw else None)
@@ -442,7 +497,7 @@ class Transport:
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s %s -> %d (x-trace-id %s)",
-                        method, url, response.status_code, response.headers.get("x-trace-id"),
+                        method, url, response.status_code, _trace_id(response.headers),
                     )
                 if response.status_code < 300:
                     if stream:
@@ -475,8 +530,8 @@ class Transport:
             raise APIError(
                 f"The {what} answer was not valid JSON.",
                 status=response.status_code,
-                trace_id=response.headers.get("x-trace-id"),
-                request_id=response.headers.get("x-request-id"),
+                trace_id=_trace_id(response.headers),
+                request_id=_request_id(response.headers),
                 hint="Check that the base URL points at the Kimi Coding API (…/coding/v1).",
             ) from None
 
@@ -486,7 +541,7 @@ class Transport:
             raise APIError(
                 "The chat answer was not a JSON object.",
                 status=response.status_code,
-                trace_id=response.headers.get("x-trace-id"),
+                trace_id=_trace_id(response.headers),
             )
         if data.get("error") and "choices" not in data:  # an error object with a 2xx status
             message, etype = _scrub(response, *_extract_error(response.content, _sent_secrets(response)))
@@ -494,10 +549,11 @@ class Transport:
                 f"The server answered with an error and a success status: {message or 'no message'}",
                 status=response.status_code,
                 error_type=etype,
-                trace_id=response.headers.get("x-trace-id"),
-                request_id=response.headers.get("x-request-id"),
+                trace_id=_trace_id(response.headers),
+                request_id=_request_id(response.headers),
             )
-        return ChatResult(data, response.headers.get("x-trace-id"), _headers_dict(response.headers))
+        headers = response.headers
+        return ChatResult(data, _trace_id(headers), _headers_dict(headers), _request_id(headers))
 
     @staticmethod
     def _non_stream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -602,7 +658,7 @@ class Transport:
             raise APIError(
                 "The /models answer had no model list.",
                 status=response.status_code,
-                trace_id=response.headers.get("x-trace-id"),
+                trace_id=_trace_id(response.headers),
             )
         return [m for m in models if isinstance(m, dict)]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 # construction for langchain-core's and langsmith's models; import order is the only difference).
 import langchain_core.language_models.chat_models  # noqa: F401  (import order, see above)
 
+from ._rate_limiter import KimiQuotaRateLimiter
 from .chat_models import ChatKimiCoder
 
-__all__ = ["ChatKimiCoder"]
+__all__ = ["ChatKimiCoder", "KimiQuotaRateLimiter"]

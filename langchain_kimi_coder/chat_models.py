@@ -33,6 +33,7 @@ from kimi_coder_auth.catalogue import get_model_info
 from kimi_coder_auth.client import KimiClient
 from kimi_coder_auth.errors import MalformedResponseError
 from kimi_coder_auth.params import apply_aliases
+from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT
 from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 from kimi_coder_auth.routing import ChatCall
 from kimi_coder_auth.structured import choose_structured_method, json_schema_format
@@ -58,7 +59,10 @@ if TYPE_CHECKING:
     from kimi_coder_auth.neutral import Completion
     from kimi_coder_auth.routing import AsyncDeltaStream, DeltaStream
     from kimi_coder_auth.transport import Transport
+    from kimi_coder_auth.usage import PlanUsage
     from kimi_coder_auth.wire import StreamDelta
+
+    from ._rate_limiter import KimiQuotaRateLimiter
 
 __all__ = ["ChatKimiCoder"]
 
@@ -131,6 +135,11 @@ class ChatKimiCoder(BaseChatModel):
     """Streams: longest gap between two events in seconds (None = ``timeout``'s read value)."""
     max_retries: int = 2
     """Retries for 429 (not quota), 5xx and connection errors, before the first chunk."""
+    on_quota: Literal["raise", "wait"] = "raise"
+    """A used-up quota window: raise ``QuotaExceededError`` (also LangChain's rate-limit error),
+    or ``"wait"``: sleep until the window resets (logged at WARNING), then continue."""
+    max_quota_wait: float | None = DEFAULT_MAX_QUOTA_WAIT
+    """Longest total wait per request with ``on_quota="wait"`` (seconds; None = no limit)."""
     user_agent: str | None = None
     """User-Agent override; the default is kimi-coder's own honest identity."""
     default_headers: dict[str, str] | None = None
@@ -362,6 +371,26 @@ class ChatKimiCoder(BaseChatModel):
             self._client = client
         return client
 
+    def get_usage(self) -> PlanUsage:
+        """The plan's quota windows (``GET /usages``) for this model's credentials."""
+        try:
+            return self._kimi_client().get_usage()
+        except Exception as exc:
+            raise translate_error(exc) from exc.__cause__
+
+    async def aget_usage(self) -> PlanUsage:
+        """Async :meth:`get_usage`."""
+        try:
+            return await self._kimi_client().aget_usage()
+        except Exception as exc:
+            raise translate_error(exc) from exc.__cause__
+
+    def quota_rate_limiter(self) -> KimiQuotaRateLimiter:
+        """A ``rate_limiter=`` that holds requests while this account's quota window is used up."""
+        from ._rate_limiter import KimiQuotaRateLimiter
+
+        return KimiQuotaRateLimiter(pacer=self._kimi_client().quota_pacer())
+
     def _get_transport(self) -> Transport:
         """The instance's transport (see ``_kimi_client``)."""
         return self._kimi_client().transport
@@ -504,6 +533,8 @@ class ChatKimiCoder(BaseChatModel):
 
     def _chat_result(self, call: ChatCall, completion: Completion) -> ChatResult:
         extra = {"tool_choice_relaxed": True} if call.built.tool_choice_relaxed else None
+        if call.request_id:
+            extra = {**(extra or {}), "x_request_id": call.request_id}
         message = completion_to_message(
             completion, model=call.model, trace_id=call.trace_id, extra_metadata=extra
         )
@@ -750,7 +781,7 @@ _CONNECTION = (
 _CALL_NOT_APPLICABLE = {
     name: _CONNECTION
     for name in ("api_key", "base_url", "credentials", "timeout", "max_retries", "user_agent",
-                 "default_headers")
+                 "default_headers", "on_quota", "max_quota_wait")
 }
 _LC_NOT_APPLICABLE = {
     "context_window": "the context window is the model's (see .profile['max_input_tokens']); "
@@ -987,6 +1018,9 @@ class _StreamState:
         trace_id = stream.trace_id
         if trace_id:
             meta["x_trace_id"] = trace_id
+        request_id = getattr(stream, "request_id", None)
+        if request_id:
+            meta["x_request_id"] = request_id
         if call.built.tool_choice_relaxed:
             meta["tool_choice_relaxed"] = True
         usage = usage_to_metadata(acc.usage) if (acc.usage and call.include_usage) else None

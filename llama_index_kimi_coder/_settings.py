@@ -36,7 +36,7 @@ _CONNECTION = (
 _CALL_NOT_APPLICABLE = {
     name: _CONNECTION
     for name in ("api_key", "base_url", "credentials", "timeout", "max_retries", "user_agent",
-                 "default_headers")
+                 "default_headers", "on_quota", "max_quota_wait")
 }
 _CALL_NOT_APPLICABLE["context_window"] = "it is the model's; set context_window= when creating KimiCoderLLM."
 

@@ -31,6 +31,7 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 
 from kimi_coder_auth.catalogue import DEFAULT_MODEL, ModelInfo, get_model_info
 from kimi_coder_auth.client import KimiClient
+from kimi_coder_auth.quota_pacing import DEFAULT_MAX_QUOTA_WAIT
 from kimi_coder_auth.routing import ChatCall
 from kimi_coder_auth.secret import Secret
 from kimi_coder_auth.tokens import count_message_tokens, count_tokens
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
     from kimi_coder_auth.transport import Transport
+    from kimi_coder_auth.usage import PlanUsage
 
 # `kimi_coder_auth.wire` imports httpx only when an image URL is fetched, so
 # `from llama_index_kimi_coder import KimiCoderLLM` costs little more than llama-index-core.
@@ -112,6 +114,14 @@ class KimiCoderLLM(StructuredOutputMixin, ToolCallingMixin, FunctionCallingLLM):
         default=None, description="Streams: longest gap between events; None = the read timeout."
     )
     max_retries: int = Field(default=2, ge=0, description="Retries on 429/5xx/connection errors.")
+    on_quota: Literal["raise", "wait"] = Field(
+        default="raise",
+        description='A used-up quota window: raise QuotaExceededError, or "wait" until it resets.',
+    )
+    max_quota_wait: float | None = Field(
+        default=DEFAULT_MAX_QUOTA_WAIT,
+        description='Longest total wait per request with on_quota="wait" (seconds; None = no limit).',
+    )
     user_agent: str | None = Field(
         default=None,
         description="User-Agent; None = KIMI_CODER_USER_AGENT or kimi-coder's own honest default.",
@@ -232,6 +242,14 @@ class KimiCoderLLM(StructuredOutputMixin, ToolCallingMixin, FunctionCallingLLM):
             system_role=MessageRole.SYSTEM,
         )
 
+    def get_usage(self) -> PlanUsage:
+        """The plan's quota windows (``GET /usages``) for this LLM's credentials."""
+        return self._kimi_client().get_usage()
+
+    async def aget_usage(self) -> PlanUsage:
+        """Async :meth:`get_usage`."""
+        return await self._kimi_client().aget_usage()
+
     def _kimi_client(self) -> KimiClient:
         """The core client for the current settings: created on first use, rebuilt only when a
         connection setting changes; credentials are shared process-wide."""
@@ -302,12 +320,12 @@ class KimiCoderLLM(StructuredOutputMixin, ToolCallingMixin, FunctionCallingLLM):
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._build(messages, False, kwargs)
         completion = call.complete()
-        return chat_response(completion, call.trace_id, call.raw)
+        return chat_response(completion, call)
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = await self._abuild(messages, False, kwargs)
         completion = await call.acomplete()
-        return chat_response(completion, call.trace_id, call.raw)
+        return chat_response(completion, call)
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         return chat_stream(self._build(messages, True, kwargs))

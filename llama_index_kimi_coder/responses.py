@@ -12,22 +12,30 @@ from .messages import completion_to_message
 
 if TYPE_CHECKING:
     from kimi_coder_auth.neutral import Completion
+    from kimi_coder_auth.routing import ChatCall
 
-__all__ = ["chat_response", "chat_to_completion"]
+__all__ = ["chat_response", "chat_to_completion", "raw_ids"]
 
 
-def chat_response(
-    completion: Completion, trace_id: str | None, data: dict[str, Any] | None
-) -> ChatResponse:
-    """A non-streamed answer as a `ChatResponse` (usage, trace id and finish reason in extras)."""
+def raw_ids(source: Any) -> dict[str, str]:
+    """``x_trace_id`` / ``x_request_id`` of an answer, for ``raw`` (only the ones it has)."""
+    ids = {"x_trace_id": getattr(source, "trace_id", None), "x_request_id": getattr(source, "request_id", None)}
+    return {k: v for k, v in ids.items() if v}
+
+
+def chat_response(completion: Completion, call: ChatCall) -> ChatResponse:
+    """A non-streamed answer as a `ChatResponse` (usage, ids and finish reason in extras)."""
     extra: dict[str, Any] = {}
-    raw: dict[str, Any] = {**(data or {}), "protocol": completion.protocol}
+    trace_id, data = call.trace_id, call.raw
+    raw: dict[str, Any] = {**(data or {}), "protocol": completion.protocol, **raw_ids(call)}
     if completion.usage is not None:
         counts = usage_counts(completion.usage)
         extra.update(counts)
         raw["usage"] = {**completion.usage.raw, **counts}
     if trace_id:
         extra["trace_id"] = trace_id
+    if call.request_id:
+        extra["request_id"] = call.request_id
     if completion.finish_reason is not None:  # "length": the output budget ran out
         extra["finish_reason"] = completion.finish_reason
     return ChatResponse(

@@ -17,6 +17,8 @@ from llama_index.core.base.llms.types import (
 
 from kimi_coder_auth.wire import tool_calls_to_dicts, usage_counts
 
+from .responses import raw_ids
+
 if TYPE_CHECKING:
     from kimi_coder_auth.neutral import StreamDelta
     from kimi_coder_auth.routing import AsyncDeltaStream, ChatCall, DeltaStream
@@ -178,9 +180,9 @@ class _StreamBuilder:
         raw: Any = stream.last_event if d is not None else None
         if self.usage is not None:
             extra.update(self.usage)
-            raw = {**(raw or {}), "usage": self.usage_raw, "protocol": stream.protocol}
+            raw = {**(raw or {}), "usage": self.usage_raw, "protocol": stream.protocol, **raw_ids(stream)}
         elif d is not None and d.finish_reason is not None:
-            raw = {**(raw or {}), "protocol": stream.protocol}
+            raw = {**(raw or {}), "protocol": stream.protocol, **raw_ids(stream)}
         if self.finish_reason is not None:  # "length": the output budget ran out
             extra["finish_reason"] = self.finish_reason
         self.yielded = True

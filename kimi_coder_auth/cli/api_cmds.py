@@ -1,7 +1,7 @@
 """`kimi-coder models` and `kimi-coder usage`: what the Coding API offers and how much is left.
 
 Both read credentials like the adapters do (`resolve_credential`), print a readable table by
-default and the server's JSON with ``--json``. Neither prints a token.
+default and JSON with ``--json`` (``usage``: the typed data of ``get_usage()``). Neither prints a token.
 """
 
 from __future__ import annotations
@@ -14,22 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from .. import clock
+from ..usage import PlanUsage, UsageWindow, get_usage, parse_usages
 from ._options import add_credentials_option, credentials_pin
 
 __all__ = ["cmd_models", "cmd_usage", "format_models", "format_usage", "register"]
 
-_TIME_UNITS = {
-    "TIME_UNIT_SECOND": ("s", 1),
-    "TIME_UNIT_MINUTE": ("min", 60),
-    "TIME_UNIT_HOUR": ("h", 3600),
-    "TIME_UNIT_DAY": ("d", 86400),
-    "TIME_UNIT_WEEK": ("week", 7 * 86400),
-    "TIME_UNIT_MONTH": ("month", 30 * 86400),
-}
-
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the server's JSON answer")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument(
         "--base-url",
         default=None,
@@ -128,39 +120,6 @@ def format_models(models: Sequence[Mapping[str, Any]]) -> str:
     return _table(["id", "context", "thinking", "efforts", "images", "video", "protocol"], rows)
 
 
-def _number(value: Any) -> int | None:
-    """Quota numbers arrive as decimal strings ("40"); accept ints/floats too."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _reset_epoch(detail: Mapping[str, Any]) -> float | None:
-    for key in ("resetTime", "reset_time", "resetAt", "reset_at"):
-        value = detail.get(key)
-        if value in (None, ""):
-            continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value) / (1000.0 if value > 1e12 else 1.0)
-        if isinstance(value, str):
-            text = value.strip()
-            try:
-                return float(text)
-            except ValueError:
-                pass
-            try:
-                parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                continue
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=_dt.timezone.utc)
-            return parsed.timestamp()
-    return None
-
-
 def _in(seconds: float) -> str:
     """'in 4 h 59 min' / 'in 2 d 3 h' / 'now'."""
     if seconds <= 0:
@@ -175,63 +134,49 @@ def _in(seconds: float) -> str:
     return f"in {mins} min" if mins else "in <1 min"
 
 
-def _window_label(window: Mapping[str, Any] | None, fallback: str) -> str:
-    if not isinstance(window, Mapping):
-        return fallback
-    duration = _number(window.get("duration"))
-    unit = str(window.get("timeUnit") or window.get("time_unit") or "")
-    if duration is None:
-        return fallback
-    short, seconds = _TIME_UNITS.get(unit, (unit.removeprefix("TIME_UNIT_").lower() or "?", 0))
-    total = duration * seconds
-    if 0 < seconds < 86400 and total >= 86400 and total % 86400 == 0:
-        return f"{total // 86400} d window"
-    if 0 < seconds < 3600 and total >= 3600 and total % 3600 == 0:
-        return f"{total // 3600} h window"
-    return f"{duration} {short} window"
-
-
-def _usage_row(label: str, detail: Mapping[str, Any], now: float) -> list[str]:
-    used, limit = _number(detail.get("used")), _number(detail.get("limit"))
-    remaining = _number(detail.get("remaining"))
-    if remaining is None and used is not None and limit is not None:
-        remaining = max(0, limit - used)
+def _usage_row(window: UsageWindow, now: float) -> list[str]:
+    used, limit, remaining = window.used, window.limit, window.remaining
     if used is not None and limit:
         usage = f"{used}/{limit} ({100 * used / limit:.0f}%)"
     elif used is not None or limit is not None:
         usage = f"{used if used is not None else '?'}/{limit if limit is not None else '?'}"
+    elif window.used_ratio is not None:
+        usage = f"{100 * window.used_ratio:.0f}% used"
     else:
         usage = "-"
-    reset = _reset_epoch(detail)
+    reset = window.reset_at
     if reset is None:
         when = "-"
     else:
         local = _dt.datetime.fromtimestamp(reset).astimezone()
         when = f"{local:%Y-%m-%d %H:%M %Z}".strip() + f" ({_in(reset - now)})"
-    return [label, usage, "-" if remaining is None else str(remaining), when]
+    return [window.label, usage, "-" if remaining is None else str(remaining), when]
 
 
-def format_usage(data: Mapping[str, Any]) -> str:
-    """The `usage` table: one row per quota window plus the plan total."""
+def format_usage(data: Mapping[str, Any] | PlanUsage) -> str:
+    """The `usage` table: one row per quota window, then membership and extras."""
+    usage = data if isinstance(data, PlanUsage) else parse_usages(data)
     now = clock.now()
-    rows: list[list[str]] = []
-    limits = data.get("limits")
-    if isinstance(limits, list):
-        for i, item in enumerate(limits):
-            if not isinstance(item, Mapping):
-                continue
-            raw_detail = item.get("detail")
-            detail: Mapping[str, Any] = raw_detail if isinstance(raw_detail, Mapping) else item
-            label = item.get("name") or item.get("title")
-            label = str(label) if label else _window_label(item.get("window"), f"limit {i + 1}")
-            rows.append(_usage_row(label, detail, now))
-    total = data.get("usage")
-    if isinstance(total, Mapping):
-        label = str(total.get("name") or total.get("title") or "plan total")
-        rows.append(_usage_row(label, total, now))
-    if not rows:
-        return "The server reported no quota windows (see --json for the raw answer)."
-    return _table(["quota", "used/limit", "remaining", "resets"], rows)
+    if usage.shape == "unknown":
+        return (
+            "The server's /usages answer has a shape kimi-coder does not know; "
+            "see `kimi-coder usage --json` for the raw answer."
+        )
+    rows = [_usage_row(w, now) for w in usage.windows]
+    lines = [_table(["quota", "used/limit", "remaining", "resets"], rows)] if rows else [
+        "The server reported no quota windows (see --json for the raw answer)."
+    ]
+    if usage.membership_level:
+        lines.append(f"membership: {usage.membership_level.removeprefix('LEVEL_').lower()}")
+    if usage.parallel_limit is not None:
+        lines.append(f"concurrent requests: up to {usage.parallel_limit}")
+    booster = usage.extras.get("boosterWallet")
+    if isinstance(booster, Mapping):
+        balance = booster.get("balance") if isinstance(booster.get("balance"), Mapping) else booster
+        left = balance.get("amountLeft") if isinstance(balance, Mapping) else None
+        if left is not None:
+            lines.append(f"extra usage left: {left}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- handlers
@@ -251,9 +196,9 @@ def cmd_models(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
 def cmd_usage(args: argparse.Namespace, *, out: TextIO | None = None) -> int:
     """Print the quota windows."""
     out = out or sys.stdout
-    data = _transport(args).get_usages()
+    usage = get_usage(transport=_transport(args))
     if args.json:
-        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        out.write(json.dumps(usage.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(format_usage(data) + "\n")
+        out.write(format_usage(usage) + "\n")
     return 0

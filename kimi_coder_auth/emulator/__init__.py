@@ -32,6 +32,11 @@ Knobs:
   the exact chunks; ``chunk_delay=`` / ``inject(..., chunk_delay=)`` spaces them in real time
   (otherwise a whole stream is written with one ``sendall``).
 * ``Emulator(device_interval=1, device_expires_in=600)``: values the device login returns.
+* ``emu.quota.exhaust("7d", resets_at=clock.now() + 3600)`` (also "5h", "month"; ``starts_at=``
+  queues a later spell): chat and /messages answer the service's quota 403 until the clock
+  reaches the reset; ``emu.quota.usages_shape = "legacy" | "ratio" | "both" | "envelope" |
+  "unknown"``; ``emu.quota.id_headers = "x" | "msh" | "both"`` (``X-Msh-Trace-Id``,
+  ``Msh-Request-Id``); ``emu.quota.rejections`` (clock times of quota answers).
 
 Strictness (400 ``invalid_request_error`` with the service's wording): missing
 ``reasoning_content`` on an assistant tool-call turn while thinking is on, empty text content,

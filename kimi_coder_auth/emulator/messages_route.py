@@ -162,6 +162,10 @@ def handle_messages(emu: Emulator, h: _Handler, headers: dict[str, str], body: A
         emu._count("unauthorized")
         emu._send_json(h, 401, _envelope("authentication_error", "unauthenticated"), trace_id)
         return
+    blocked = emu.quota.chat_block("anthropic")  # scripted quota windows (emulator/quota.py)
+    if blocked is not None:
+        emu._send_json(h, *blocked, trace_id)
+        return
     key = emu.thinking_key
     try:
         model, think = validate_messages(body, {m["id"]: m for m in emu.models}, key)

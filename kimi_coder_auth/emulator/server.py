@@ -8,7 +8,6 @@ injected, so thousands of chunks cost almost nothing.
 from __future__ import annotations
 
 import collections
-import datetime as _dt
 import json
 import re
 import secrets
@@ -24,6 +23,7 @@ from .. import clock
 from .answers import _Answer
 from .models import default_models
 from .prompt_cache import PromptCache
+from .quota import QuotaScript
 from .responders import DefaultResponder, Responder, Turn
 from .side_services import SERVICE_PATHS, handle_service
 from .validation import RequestRejected, validate_chat
@@ -202,6 +202,7 @@ class Emulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[Any] = set()
+        self.quota = QuotaScript()  # scripted quota windows, /usages shapes, id header spelling
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -468,10 +469,8 @@ class Emulator:
         length = int(h.headers.get("Content-Length") or 0)
         return h.rfile.read(length) if length > 0 else b""
 
-    @staticmethod
-    def _head(status: int, headers: list[tuple[str, str]], trace_id: str) -> bytes:
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"x-trace-id: {trace_id}",
-                 f"x-request-id: {trace_id}"]
+    def _head(self, status: int, headers: list[tuple[str, str]], trace_id: str) -> bytes:
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", *self.quota.response_headers(trace_id)]
         lines += [f"{k}: {v}" for k, v in headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -630,22 +629,8 @@ class Emulator:
             self._send_json(h, 200, self.usages_payload(), trace_id)
 
     def usages_payload(self) -> dict[str, Any]:
-        """The `/usages` answer: weekly total + a 5-hour window, numbers as decimal strings."""
-        now = clock.now()
-        used = self.counts.get("chat", 0)
-
-        def iso(ts: float) -> str:
-            return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-        return {
-            "usage": {"used": str(used), "limit": "1000", "remaining": str(max(0, 1000 - used)),
-                      "resetTime": iso(now + 3 * 86400)},
-            "limits": [{
-                "window": {"duration": 300, "timeUnit": "TIME_UNIT_MINUTE"},
-                "detail": {"used": str(used), "limit": "100", "remaining": str(max(0, 100 - used)),
-                           "resetTime": iso(now + 5 * 3600)},
-            }],
-        }
+        """The `/usages` answer in ``quota.usages_shape`` (default: legacy weekly + 5-hour window)."""
+        return self.quota.usages_payload(self.counts.get("chat", 0))
 
     def _chat(self, h: _Handler, headers: dict[str, str], body: Any, raw: bytes, trace_id: str) -> None:
         self._count("chat")
@@ -657,6 +642,10 @@ class Emulator:
         if self.ua_gate is not None and not self.ua_gate.search(headers.get("user-agent", "")):
             self._count("ua_rejected")
             self._send_json(h, 403, _error_body(UA_GATE_MESSAGE, "access_terminated_error"), trace_id)
+            return
+        blocked = self.quota.chat_block()
+        if blocked is not None:
+            self._send_json(h, *blocked, trace_id)
             return
         if not isinstance(body, dict):
             self._send_json(h, 400, _error_body("Invalid request: the body must be a JSON object", "invalid_request_error"), trace_id)

@@ -15,6 +15,7 @@ from kimi_coder_auth.cli import main
 from kimi_coder_auth.cli.api_cmds import format_models, format_usage
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.emulator import Emulator
+from kimi_coder_auth.usage import get_usage
 
 KEY = "sk-kimi-cli-test"
 
@@ -76,16 +77,22 @@ def test_usage_table_shows_windows_and_reset_times(
     assert code == 0 and err == ""
     lines = out.splitlines()
     assert lines[0].split() == ["quota", "used/limit", "remaining", "resets"]
-    window, total = lines[2], lines[3]
-    assert window.startswith("5 h window") and "0/100 (0%)" in window
+    window, weekly = lines[2], lines[3]
+    assert window.startswith("5-hour window") and "0/100 (0%)" in window
     assert "2027-01-15 22:00" in window and "(in 5 h 0 min)" in window  # 13:00 UTC in UTC+9
-    assert total.startswith("plan total") and "0/1000 (0%)" in total and "(in 3 d 0 h)" in total
+    # legacy `usage` is the rolling 7-day window, not a plan total (reference §2)
+    assert weekly.startswith("weekly (7-day) window") and "0/1000 (0%)" in weekly and "(in 3 d 0 h)" in weekly
+    assert "membership: standard" in out and "concurrent requests: up to 30" in out
 
 
 def test_usage_json(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "usage", "--json", "--base-url", emu.base_url, "--api-key", KEY)
     data = json.loads(out)
-    assert code == 0 and data["limits"][0]["window"]["timeUnit"] == "TIME_UNIT_MINUTE"
+    assert code == 0 and data["shape"] == "legacy" and data["membership_level"] == "LEVEL_STANDARD"
+    assert data == get_usage(api_key=KEY, base_url=emu.base_url).to_dict() | {"windows": data["windows"]}
+    five = data["windows"][0]
+    assert five["name"] == "5h" and five["limit"] == 100 and five["remaining"] == 100
+    assert data["windows"][1]["name"] == "7d" and data["parallel_limit"] == 30
 
 
 def test_rejected_key_exits_1_with_next_step(emu: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,13 +135,14 @@ def test_format_usage_accepts_variants() -> None:
         )
     lines = text.splitlines()
     assert lines[2].startswith("weekly") and "5/50 (10%)" in lines[2] and "45" in lines[2] and "(in 1 min)" in lines[2]
-    assert lines[3].startswith("7 d window") and "1/?" in lines[3]
-    assert lines[4].startswith("1 week window") and "(now)" in lines[4]
-    assert lines[5].startswith("plan total") and "12/0" in lines[5]
+    # the legacy weekly `usage` fills the 7-day entry's gaps; a second 7-day entry keeps its own row
+    assert lines[3].startswith("weekly (7-day) window") and "1/0" in lines[3]
+    assert lines[4].startswith("7d_2 window") and "(now)" in lines[4] and len(lines) == 5
 
 
 def test_format_usage_with_nothing() -> None:
-    assert "no quota windows" in format_usage({})
+    assert "shape kimi-coder does not know" in format_usage({})
+    assert "no quota windows" in format_usage({"limits": []})
 
 
 def test_format_models_empty_and_minimal() -> None:

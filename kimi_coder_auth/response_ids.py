@@ -1,0 +1,48 @@
+"""Trace and request ids of a Kimi response, in every spelling the service uses.
+
+The coding endpoint has sent ``x-trace-id`` / ``x-request-id``; the Moonshot platform sends
+``X-Msh-Trace-Id`` / ``Msh-Request-Id``. Every place that reads ids (error mapping, streams,
+the transport) asks this one helper, case-insensitively, so none of them comes back empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = ["REQUEST_ID_HEADERS", "TRACE_ID_HEADERS", "request_id", "response_ids", "trace_id"]
+
+#: checked in this order; names are lower-case (lookups are case-insensitive)
+TRACE_ID_HEADERS = ("x-trace-id", "x-msh-trace-id", "msh-trace-id")
+REQUEST_ID_HEADERS = ("x-request-id", "msh-request-id", "x-msh-request-id")
+
+
+def _first(headers: Mapping[str, str] | None, names: tuple[str, ...]) -> str | None:
+    if not headers:
+        return None
+    get = headers.get
+    for name in names:  # httpx.Headers and our lower-cased dicts answer these directly
+        value = get(name)
+        if value:
+            return value
+    if type(headers) is dict:  # a plain dict may keep the server's capitalisation
+        lowered = {k.lower(): v for k, v in headers.items() if isinstance(k, str)}
+        for name in names:
+            value = lowered.get(name)
+            if value:
+                return value
+    return None
+
+
+def trace_id(headers: Mapping[str, str] | None) -> str | None:
+    """The response's trace id (``x-trace-id`` or ``X-Msh-Trace-Id``), else None."""
+    return _first(headers, TRACE_ID_HEADERS)
+
+
+def request_id(headers: Mapping[str, str] | None) -> str | None:
+    """The response's request id (``x-request-id`` or ``Msh-Request-Id``), else None."""
+    return _first(headers, REQUEST_ID_HEADERS)
+
+
+def response_ids(headers: Mapping[str, str] | None) -> tuple[str | None, str | None]:
+    """``(trace_id, request_id)`` of a response's headers."""
+    return _first(headers, TRACE_ID_HEADERS), _first(headers, REQUEST_ID_HEADERS)
