@@ -17,7 +17,7 @@ from llama_index.core.base.llms.types import (
     ThinkingBlock,
 )
 
-from llama_index_kimi_coder.llm import (
+from llama_index_kimi_coder.streaming import (
     _chat_response,
     _message,
     _StreamBuilder,

@@ -16,13 +16,13 @@ from llama_index.core.base.llms.types import (
 )
 
 from kimi_coder_auth.wire import Completion, ToolCall, Usage, build_request
-from llama_index_kimi_coder.llm import _StreamBuilder
 from llama_index_kimi_coder.messages import (
     completion_to_message,
     message_to_wire,
     messages_to_wire,
     usage_to_dict,
 )
+from llama_index_kimi_coder.streaming import _StreamBuilder
 
 
 class _Feed:
