@@ -105,7 +105,7 @@ def _listed_protocol(transport: Transport, model: str) -> str | None:
     global _MODELS_CACHE
     cache = _MODELS_CACHE
     if cache is None:  # imported lazily: importing an adapter must not import httpx
-        from .transport import _models_cache
+        from .transport_endpoints import _models_cache
 
         cache = _MODELS_CACHE = _models_cache
     try:

@@ -17,18 +17,18 @@
   errors such as 401/429 surface from the first ``next()`` / ``__anext__()``.
 
 Pools live in `http_pool`, error mapping in `error_mapping`, retry policy in `retries`, stream
-readers in `streams`. Only method, URL, status and trace id are logged (DEBUG); tokens never are.
+readers in `streams`, 2xx JSON answers in `json_answers`; the cached request fast path
+(`request_building`) and the /models, /usages and side-service requests (`transport_endpoints`)
+are mixed into `Transport`. Only method, URL, status and trace id are logged (DEBUG); tokens
+never are.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import weakref
 from collections.abc import Mapping
-from copy import deepcopy
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -40,28 +40,22 @@ from .codecs.anthropic_request import ANTHROPIC_VERSION, MESSAGES_PATH
 from .error_mapping import (
     _body_error,
     _connection_error,
-    _extract_error,
-    _scrub,
-    _sent_secrets,
     error_from_response,
     parse_retry_after,
 )
-from .errors import APIError, KimiCoderError, MalformedResponseError
-from .http_pool import DEFAULT_TIMEOUT, LIMITS, _headers_dict, aclose_clients, close_clients
+from .errors import KimiCoderError
+from .http_pool import DEFAULT_TIMEOUT, LIMITS, aclose_clients, close_clients
+from .json_answers import ChatResult, chat_result, json_answer
 from .limits import Deadlines, Limits
 from .reading import aread_body, attempt_timeout, deadline_error, read_body
-from .response_ids import request_id as _request_id
+from .request_building import CachedRequestBuilder, _encode
 from .response_ids import trace_id as _trace_id
 from .retries import _backoff, _retryable
 from .streams import AsyncChatStream, ChatStream
+from .transport_endpoints import TransportEndpoints
 
 if TYPE_CHECKING:
     from .refresh import Credential
-
-try:  # optional: faster request encoding
-    import orjson as _orjson
-except ImportError:  # pragma: no cover
-    _orjson = None  # type: ignore[assignment]
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -84,48 +78,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.kimi.com/coding/v1"
 ENV_BASE_URL = "KIMI_CODE_BASE_URL"
 ENV_USER_AGENT = "KIMI_CODER_USER_AGENT"
-MODELS_TTL = 600.0
-
-
-def _encode(body: Mapping[str, Any]) -> bytes:
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(body)
-        except TypeError:
-            pass  # let the standard library produce its clearer message
-    try:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"The request body is not JSON-serialisable: {exc}") from None
-
-
-_URLS: dict[str, httpx.URL] = {}
-
-
-def _parsed_url(url: str) -> httpx.URL:
-    """``httpx.URL(url)``, parsed once per distinct URL (parsing costs ~40 us per request)."""
-    parsed = _URLS.get(url)
-    if parsed is None:
-        parsed = httpx.URL(url)
-        if len(_URLS) >= 64:
-            _URLS.clear()
-        _URLS[url] = parsed
-    return parsed
-
-
-_FRAMING_HEADERS = ("host", "content-length", "transfer-encoding")
-
-
-def _base_headers(
-    client: httpx.Client | httpx.AsyncClient, url: httpx.URL, headers: dict[str, str]
-) -> list[tuple[bytes, bytes]] | bool:
-    """``Host`` + the client's default headers updated with ours, as httpx orders them; False
-    when ours set a framing header themselves (then httpx's own path decides)."""
-    merged = httpx.Headers(client.headers)
-    merged.update(headers)
-    if any(name in merged for name in _FRAMING_HEADERS):
-        return False
-    return [(b"Host", url.netloc), *merged.raw]
 
 
 def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
@@ -139,28 +91,10 @@ def _to_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(seconds, 10.0))
 
 
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """A non-streaming chat answer: the JSON body, the trace id, the response headers, the request id."""
-
-    data: dict[str, Any]
-    trace_id: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    request_id: str | None = None
-
-
-_models_cache: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, list[dict[str, Any]]]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 # --------------------------------------------------------------------------- transport
 
 
-class Transport:
+class Transport(CachedRequestBuilder, TransportEndpoints):
     """HTTP access to the Coding API for one credential (cheap; shares process-wide pools).
 
     ``timeout``: seconds (or an `httpx.Timeout`); default connect 10 s, read 300 s, because a
@@ -265,51 +199,6 @@ class Transport:
         if has_body:
             headers["Content-Type"] = "application/json"
         return headers
-
-    def _build_request(
-        self,
-        client: httpx.Client | httpx.AsyncClient,
-        method: str,
-        url: str,
-        content: bytes | None,
-        headers: dict[str, str],
-        timeout: httpx.Timeout | None = None,
-    ) -> httpx.Request:
-        """The request ``client.build_request`` would make, from a cached header list.
-
-        httpx merges the client's default headers into ours and normalises every header three
-        times per request (~35 us, on the path to the first token). The merged list, ``Host``
-        included, is cached per client, URL and header set; only ``Content-Length`` is added per
-        call, in httpx's order, so the request is identical (tested). Cookies in the client's
-        jar, an empty body other than a GET's, or a caller-set framing header take httpx's own
-        path.
-        """
-        parsed = _parsed_url(url)
-        timeout = timeout or self._timeout
-        if not client.cookies.jar and (content or (content is None and method == "GET")):
-            cache = self._base_headers.get(client)
-            if cache is None:  # held weakly: a closed per-loop client is not kept alive
-                cache = self._base_headers[client] = {}
-            key = (url, tuple(headers.items()))
-            base = cache.get(key)
-            if base is None:
-                if len(cache) >= 16:
-                    cache.clear()
-                base = cache[key] = _base_headers(client, parsed, headers)
-            if base:
-                if content:
-                    raw, body = [*base, (b"Content-Length", str(len(content)).encode())], content
-                else:
-                    raw, body = base, b""
-                request = httpx.Request(
-                    method, parsed, headers=raw, stream=httpx.ByteStream(body),
-                    extensions={"timeout": timeout.as_dict()},
-                )
-                request.read()  # as httpx does for in-memory bodies (auth may replay it)
-                return request
-        return client.build_request(
-            method, parsed, content=content, headers=headers, timeout=timeout
-        )
 
     def _source(self) -> str | None:
         try:
@@ -522,38 +411,8 @@ class Transport:
             await clock.asleep(delay)
             attempt += 1
 
-    @staticmethod
-    def _json(response: httpx.Response, what: str) -> Any:
-        try:
-            return json.loads(response.content)
-        except ValueError:
-            raise APIError(
-                f"The {what} answer was not valid JSON.",
-                status=response.status_code,
-                trace_id=_trace_id(response.headers),
-                request_id=_request_id(response.headers),
-                hint="Check that the base URL points at the Kimi Coding API (…/coding/v1).",
-            ) from None
-
-    def _chat_result(self, response: httpx.Response) -> ChatResult:
-        data = self._json(response, "chat")
-        if not isinstance(data, dict):
-            raise APIError(
-                "The chat answer was not a JSON object.",
-                status=response.status_code,
-                trace_id=_trace_id(response.headers),
-            )
-        if data.get("error") and "choices" not in data:  # an error object with a 2xx status
-            message, etype = _scrub(response, *_extract_error(response.content, _sent_secrets(response)))
-            raise MalformedResponseError(
-                f"The server answered with an error and a success status: {message or 'no message'}",
-                status=response.status_code,
-                error_type=etype,
-                trace_id=_trace_id(response.headers),
-                request_id=_request_id(response.headers),
-            )
-        headers = response.headers
-        return ChatResult(data, _trace_id(headers), _headers_dict(headers), _request_id(headers))
+    _json = staticmethod(json_answer)  # (response, what) -> the parsed JSON, or APIError
+    _chat_result = staticmethod(chat_result)  # response -> ChatResult, or a typed error
 
     @staticmethod
     def _non_stream_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -582,24 +441,6 @@ class Transport:
         """A lazy async stream of chunk dicts; sent on first ``__anext__`` or `aopen()`."""
         return AsyncChatStream(self, body if body.get("stream") is True else {**body, "stream": True})
 
-    def request(
-        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None,
-        content: bytes | None = None, headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """One authenticated request to ``{base}{path}`` (or a full URL) with the transport's
-        retries and typed errors; returns the read 2xx response (side services use this)."""
-        raw = (content, dict(headers or {}))
-        response, _ = self._send(method, path, json_body, raw=raw)
-        return response
-
-    async def arequest(
-        self, method: str, path: str, *, json_body: Mapping[str, Any] | None = None,
-        content: bytes | None = None, headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """Async `request`."""
-        raw = (content, dict(headers or {}))
-        response, _ = await self._asend(method, path, json_body, raw=raw)
-        return response
     # ------------------------------------------------------------------ messages (Anthropic)
 
     def messages(self, body: Mapping[str, Any]) -> ChatResult:
@@ -631,86 +472,3 @@ class Transport:
             self, body if body.get("stream") is True else {**body, "stream": True},
             path=MESSAGES_PATH, route="anthropic", decode=aiter_message_events,
         )
-
-    # ------------------------------------------------------------------ models / usages
-
-    def _cached_models(self) -> list[dict[str, Any]] | None:
-        try:
-            per_url = _models_cache.get(self.credential)
-        except TypeError:
-            return None
-        hit = per_url.get(self.base_url) if per_url else None
-        if hit is not None and hit[0] > clock.monotonic():
-            return deepcopy(hit[1])
-        return None
-
-    def _store_models(self, models: list[dict[str, Any]]) -> None:
-        try:
-            per_url = _models_cache.setdefault(self.credential, {})
-        except TypeError:
-            return  # credential not weak-referenceable: no cache
-        per_url[self.base_url] = (clock.monotonic() + MODELS_TTL, deepcopy(models))
-
-    def _models_from(self, response: httpx.Response) -> list[dict[str, Any]]:
-        data = self._json(response, "/models")
-        models = data.get("data") if isinstance(data, dict) else data
-        if not isinstance(models, list):
-            raise APIError(
-                "The /models answer had no model list.",
-                status=response.status_code,
-                trace_id=_trace_id(response.headers),
-            )
-        return [m for m in models if isinstance(m, dict)]
-
-    def list_models(self) -> list[dict[str, Any]]:
-        """``GET /models`` entries, cached for 10 minutes per (credential, base URL)."""
-        cached = self._cached_models()
-        if cached is not None:
-            return cached
-        response, _ = self._send("GET", "/models")
-        models = self._models_from(response)
-        self._store_models(models)
-        return models
-
-    async def alist_models(self) -> list[dict[str, Any]]:
-        """Async `list_models` (same cache)."""
-        cached = self._cached_models()
-        if cached is not None:
-            return cached
-        response, _ = await self._asend("GET", "/models")
-        models = self._models_from(response)
-        self._store_models(models)
-        return models
-
-    def invalidate_models(self) -> None:
-        """Forget the cached ``/models`` answer for this credential and base URL."""
-        try:
-            per_url = _models_cache.get(self.credential)
-        except TypeError:
-            return
-        if per_url:
-            per_url.pop(self.base_url, None)
-
-    def model_info(self, model: str) -> dict[str, Any] | None:
-        """The live ``/models`` entry for ``model``, or None if the server does not list it."""
-        return next((m for m in self.list_models() if m.get("id") == model), None)
-
-    async def amodel_info(self, model: str) -> dict[str, Any] | None:
-        """Async `model_info`."""
-        return next((m for m in await self.alist_models() if m.get("id") == model), None)
-
-    def get_usages(self) -> dict[str, Any]:
-        """``GET /usages``: the plan's quota windows (numbers arrive as decimal strings)."""
-        response, _ = self._send("GET", "/usages")
-        return self._usages_from(response)
-
-    async def aget_usages(self) -> dict[str, Any]:
-        """Async `get_usages`."""
-        response, _ = await self._asend("GET", "/usages")
-        return self._usages_from(response)
-
-    def _usages_from(self, response: httpx.Response) -> dict[str, Any]:
-        data = self._json(response, "/usages")
-        if not isinstance(data, dict):
-            raise APIError("The /usages answer was not a JSON object.", status=response.status_code)
-        return data

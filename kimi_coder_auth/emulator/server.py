@@ -1,8 +1,11 @@
-"""The emulator's HTTP server: OAuth device flow + refresh rotation, and the Coding API.
+"""The emulator's HTTP server: the `Emulator` API (lifecycle, tokens, faults), dispatch and raw replies.
 
 Stdlib only (`http.server.ThreadingHTTPServer`, HTTP/1.1 keep-alive). Responses are written as
 raw bytes; a streamed answer is pre-serialised and sent with one `sendall` unless delays are
-injected, so thousands of chunks cost almost nothing.
+injected, so thousands of chunks cost almost nothing. The routes live in their own modules:
+`oauth_endpoints` (device flow, refresh rotation), `chat_route` (``/chat/completions``),
+`messages_route` (``/messages``), `side_services` (``/search``, ``/fetch``, ``/files``);
+``/models`` and ``/usages`` are answered here.
 """
 
 from __future__ import annotations
@@ -20,56 +23,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .. import clock
-from .answers import _Answer
+from .chat_route import handle_chat
 from .models import default_models
+from .oauth_endpoints import CLIENT_ID, DEVICE_STEPS, handle_device_authorization, handle_token
 from .prompt_cache import PromptCache
 from .quota import QuotaScript
-from .responders import DefaultResponder, Responder, Turn
+from .replies import (
+    _DEFAULT_FAULT_BODIES,
+    _REASONS,
+    INVALID_TOKEN_MESSAGE,
+    _Disconnected,
+    _error_body,
+    _json,
+)
+from .responders import DefaultResponder, Responder
 from .side_services import SERVICE_PATHS, handle_service
-from .validation import RequestRejected, validate_chat
 
 __all__ = ["CLIENT_ID", "Emulator", "Fault", "RecordedRequest"]
 
-CLIENT_ID = "17e5f671-d194-4dfb-9706-5516cb48c098"
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-INVALID_TOKEN_MESSAGE = (
-    "The API Key appears to be invalid or may have expired. Please verify your credentials and try again."
-)
-UA_GATE_MESSAGE = (
-    "Kimi For Coding is currently only available for Coding Agents such as Kimi CLI, Claude Code, "
-    "Roo Code, Kilo Code, etc."
-)
 ENDPOINTS = ("chat", "messages", "models", "usages", "refresh", "device_token", "device_authorization",
              "search", "fetch", "files")
 #: ``ua_gate="real"``: the OpenAI route admits only User-Agents of known coding agents, like the
 #: real service; the Anthropic route (``/messages``) admits everyone.
 CODING_AGENT_UA = r"^(KimiCLI|kimi-code-cli|claude-cli|claude-code|RooCode|Roo-Code|Kilo-Code|KiloCode)/"
-DEVICE_STEPS = ("authorization_pending", "slow_down", "access_denied", "expired_token", "approve")
-_DEVICE_DESCRIPTIONS = {
-    "authorization_pending": "The authorization request is still pending.",
-    "slow_down": "Polling too frequently; increase the interval by 5 seconds.",
-    "access_denied": "The user denied the authorization request.",
-    "expired_token": "The device code has expired; request a new one.",
-}
-_REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict",
-    413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
-}
-_DEFAULT_FAULT_BODIES = {
-    400: ("Invalid request", "invalid_request_error"),
-    401: (INVALID_TOKEN_MESSAGE, "invalid_authentication_error"),
-    402: ("Membership expired, please renew your plan", "membership_expired_error"),
-    403: (UA_GATE_MESSAGE, "access_terminated_error"),
-    429: (
-        "We're receiving too many requests at the moment. Please wait a moment and try again.",
-        "rate_limit_reached_error",
-    ),
-    500: ("Internal server error", "server_error"),
-    502: ("Bad gateway", "server_error"),
-    503: ("The engine is currently overloaded, please try again later", "engine_overloaded_error"),
-}
 
 
 @dataclass
@@ -137,18 +113,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.emulator._dispatch(self)
 
     do_PUT = do_DELETE = do_PATCH = do_POST
-
-
-def _json(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def _error_body(message: str, err_type: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": err_type}}
-
-
-class _Disconnected(Exception):
-    pass
 
 
 class Emulator:
@@ -424,15 +388,15 @@ class Emulator:
                     self.requests.append(rec)
             route = (h.command, path)
             if route == ("POST", "/api/oauth/device_authorization"):
-                self._device_authorization(h, body, trace_id)
+                handle_device_authorization(self, h, body, trace_id)
             elif route == ("POST", "/api/oauth/token"):
-                self._token(h, body, trace_id)
+                handle_token(self, h, body, trace_id)
             elif route == ("GET", "/coding/v1/models"):
                 self._api_get(h, headers, trace_id, "models")
             elif route == ("GET", "/coding/v1/usages"):
                 self._api_get(h, headers, trace_id, "usages")
             elif route == ("POST", "/coding/v1/chat/completions"):
-                self._chat(h, headers, body, raw, trace_id)
+                handle_chat(self, h, headers, body, raw, trace_id)
             elif h.command == "POST" and path in SERVICE_PATHS:
                 handle_service(self, h, SERVICE_PATHS[path], headers, body, raw, trace_id)
             elif route == ("POST", "/coding/v1/messages"):
@@ -508,104 +472,6 @@ class Emulator:
             return True
         return False
 
-    # ------------------------------------------------------------------ OAuth
-
-    def _oauth_error(self, h: _Handler, status: int, error: str, description: str, trace_id: str) -> None:
-        self._send_json(h, status, {"error": error, "error_description": description}, trace_id)
-
-    def _form(self, h: _Handler, body: Any, trace_id: str) -> dict[str, Any] | None:
-        """The OAuth endpoints take application/x-www-form-urlencoded only (like the real host)."""
-        if "application/x-www-form-urlencoded" not in (h.headers.get("Content-Type") or ""):
-            self._oauth_error(h, 400, "invalid_request",
-                              "Send the parameters as application/x-www-form-urlencoded.", trace_id)
-            return None
-        return body if isinstance(body, dict) else {}
-
-    def _device_authorization(self, h: _Handler, body: Any, trace_id: str) -> None:
-        self._count("device_authorization")
-        if self._apply_fault(h, self._take_fault("device_authorization"), trace_id, oauth=True):
-            return
-        form = self._form(h, body, trace_id)
-        if form is None:
-            return
-        if form.get("client_id") != CLIENT_ID:
-            self._oauth_error(h, 400, "invalid_client", "Unknown or missing client_id.", trace_id)
-            return
-        alphabet = "BCDFGHJKLMNPQRSTVWXZ"
-        user_code = "".join(secrets.choice(alphabet) for _ in range(4)) + "-" + "".join(
-            secrets.choice(alphabet) for _ in range(4)
-        )
-        device_code = "emu-dc-" + secrets.token_urlsafe(18)
-        with self._lock:
-            self._devices[device_code] = {
-                "expires_at": clock.now() + self.device_expires_in, "done": False, "user_code": user_code,
-            }
-        verify = f"{self.oauth_host}/verify"
-        self._send_json(h, 200, {
-            "user_code": user_code,
-            "device_code": device_code,
-            "verification_uri": verify,
-            "verification_uri_complete": f"{verify}?user_code={user_code}",
-            "expires_in": self.device_expires_in,
-            "interval": self.device_interval,
-        }, trace_id)
-
-    def _token(self, h: _Handler, body: Any, trace_id: str) -> None:
-        form = self._form(h, body, trace_id)
-        if form is None:
-            return
-        grant = form.get("grant_type")
-        if grant == "refresh_token":
-            self._refresh_grant(h, form, trace_id)
-        elif grant == DEVICE_GRANT:
-            self._device_grant(h, form, trace_id)
-        else:
-            self._oauth_error(h, 400, "unsupported_grant_type", f"Unsupported grant_type {grant!r}.", trace_id)
-
-    def _device_grant(self, h: _Handler, form: dict[str, Any], trace_id: str) -> None:
-        self._count("device_token")
-        if self._apply_fault(h, self._take_fault("device_token"), trace_id, oauth=True):
-            return
-        if form.get("client_id") != CLIENT_ID:
-            self._oauth_error(h, 400, "invalid_client", "Unknown or missing client_id.", trace_id)
-            return
-        code = form.get("device_code") or ""
-        with self._lock:
-            device = self._devices.get(code)
-            if device is None or device["done"]:
-                step = "invalid"
-            elif clock.now() >= device["expires_at"]:
-                step = "expired_token"
-            else:
-                step = self._device_script.popleft() if self._device_script else "approve"
-            if step in ("approve", "access_denied", "expired_token") and device is not None:
-                device["done"] = True
-        if step == "invalid":
-            self._oauth_error(h, 400, "invalid_grant", "The device code is invalid, expired or already used.", trace_id)
-        elif step == "approve":
-            self._send_json(h, 200, self.issue_token(), trace_id)
-        else:
-            self._oauth_error(h, 400, step, _DEVICE_DESCRIPTIONS[step], trace_id)
-
-    def _refresh_grant(self, h: _Handler, form: dict[str, Any], trace_id: str) -> None:
-        self._count("refresh")
-        if self._apply_fault(h, self._take_fault("refresh"), trace_id, oauth=True):
-            return
-        if form.get("client_id") != CLIENT_ID:
-            self._oauth_error(h, 400, "invalid_client", "Unknown or missing client_id.", trace_id)
-            return
-        token = form.get("refresh_token") or ""
-        with self._lock:
-            ok = token in self._refresh
-            if ok:
-                self._refresh.discard(token)
-                self._used_refresh.add(token)
-        if not ok:
-            self._count("refresh_rejected")
-            self._oauth_error(h, 401, "invalid_grant", "The refresh token is invalid, expired or was already used.", trace_id)
-            return
-        self._send_json(h, 200, self.issue_token(), trace_id)
-
     # ------------------------------------------------------------------ API
 
     def _authorized(self, h: _Handler, headers: dict[str, str], trace_id: str) -> bool:
@@ -631,88 +497,3 @@ class Emulator:
     def usages_payload(self) -> dict[str, Any]:
         """The `/usages` answer in ``quota.usages_shape`` (default: legacy weekly + 5-hour window)."""
         return self.quota.usages_payload(self.counts.get("chat", 0))
-
-    def _chat(self, h: _Handler, headers: dict[str, str], body: Any, raw: bytes, trace_id: str) -> None:
-        self._count("chat")
-        fault = self._take_fault("chat")
-        if self._apply_fault(h, fault, trace_id):
-            return
-        if not self._authorized(h, headers, trace_id):
-            return
-        if self.ua_gate is not None and not self.ua_gate.search(headers.get("user-agent", "")):
-            self._count("ua_rejected")
-            self._send_json(h, 403, _error_body(UA_GATE_MESSAGE, "access_terminated_error"), trace_id)
-            return
-        blocked = self.quota.chat_block()
-        if blocked is not None:
-            self._send_json(h, *blocked, trace_id)
-            return
-        if not isinstance(body, dict):
-            self._send_json(h, 400, _error_body("Invalid request: the body must be a JSON object", "invalid_request_error"), trace_id)
-            return
-        try:
-            model, think = validate_chat(body, {m["id"]: m for m in self.models})
-        except RequestRejected as exc:
-            self._send_json(h, exc.status, exc.body(), trace_id)
-            return
-        try:
-            turn = Turn.coerce(self.responder.respond(body))
-            answer = _Answer.build(turn, body, model, think, raw_len=len(raw), call_seq=self._next_call_seq(body),
-                                   cache=self.prompt_cache)
-        except Exception as exc:  # a broken responder must not hang the client
-            self._send_json(h, 500, _error_body(
-                f"emulator responder failed: {type(exc).__name__}: {exc}", "server_error"), trace_id)
-            return
-        if fault is not None and fault.drop_after_chunks is not None and not body.get("stream"):
-            h.close_connection = True
-            raise _Disconnected()
-        if body.get("stream"):
-            self._stream(h, answer, body, trace_id, fault)
-        else:
-            self._send_json(h, 200, answer.completion(), trace_id)
-
-    def _next_call_seq(self, body: dict[str, Any]) -> int:
-        # Kimi numbers tool calls across the conversation: functions.<name>:<n>
-        n = 0
-        for m in body.get("messages") or []:
-            if isinstance(m, dict) and m.get("role") == "assistant":
-                n += len(m.get("tool_calls") or [])
-        return n
-
-    def _stream(self, h: _Handler, answer: _Answer, body: dict[str, Any], trace_id: str, fault: Fault | None) -> None:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = answer.events(include_usage, self.chunk_chars)
-        drop = fault.drop_after_chunks if fault else None
-        sse_error = fault.sse_error if fault else None
-        delay = (fault.chunk_delay if fault and fault.chunk_delay else 0.0) or self.chunk_delay
-        if sse_error is not None:
-            n = max(0, fault.sse_error_after if fault else 1)
-            events = [*events[:n], b"data: " + _json(sse_error) + b"\n\n"]
-        elif drop is not None:
-            events = events[:drop]
-        else:
-            events.append(b"data: [DONE]\n\n")
-        head = self._head(200, [
-            ("Content-Type", "text/event-stream; charset=utf-8"),
-            ("Cache-Control", "no-cache"),
-            ("Transfer-Encoding", "chunked"),
-            *([("Connection", "close")] if h.close_connection or drop is not None else []),
-        ], trace_id)
-        frames = [b"%x\r\n%s\r\n" % (len(e), e) for e in (b": keep-alive\n\n", *events)]
-        tail = b"" if drop is not None else b"0\r\n\r\n"
-        write = h.wfile.write
-        if delay <= 0:
-            write(head + b"".join(frames) + tail)
-        else:
-            write(head + frames[0])
-            for frame in frames[1:]:
-                time.sleep(delay)
-                write(frame)
-            if tail:
-                write(tail)
-        if drop is not None:
-            h.close_connection = True
-            try:
-                h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass

@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kimi_coder_auth import http_pool
-from kimi_coder_auth import transport as transport_mod
+from kimi_coder_auth import http_pool, request_building
 from kimi_coder_auth.clock import FakeClock, use_clock
 from kimi_coder_auth.emulator import Emulator
 from kimi_coder_auth.errors import (
@@ -610,7 +609,7 @@ def test_parse_retry_after_forms(fake_clock: FakeClock) -> None:
 
 
 def test_request_encoding_without_orjson(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transport_mod, "_orjson", None)
+    monkeypatch.setattr(request_building, "_orjson", None)
     body = {**BODY, "messages": [{"role": "user", "content": "héllo 🙂"}]}
     assert make(emu).chat(body).data["choices"][0]["message"]["content"] == "You said: héllo 🙂"
     with pytest.raises(TypeError, match="not JSON-serialisable"):
