@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 __all__ = ["emit_warnings", "user_stacklevel"]
 
-_FRAMEWORK_PACKAGES = ("langchain_kimi_coder", "langchain_core", "langchain", "langgraph")
+_FRAMEWORK_PACKAGES = ("langchain_kimi_coder", "langchain_core", "langchain", "langgraph", "pydantic")
 
 
 def user_stacklevel() -> int:

@@ -158,3 +158,17 @@ async def test_finish_reason_length_on_every_path(model_kwargs: dict) -> None:
         full = chunk if full is None else full + chunk
     assert full is not None and full.response_metadata["finish_reason"] == "length"
     assert ChatKimiCoder(**model_kwargs).invoke("hi").response_metadata["finish_reason"] == "stop"
+
+
+def test_unknown_argument_warning_points_at_the_callers_line() -> None:
+    """The warning names the user's own line, not pydantic's or LangChain's internals."""
+    import warnings
+
+    from langchain_kimi_coder import ChatKimiCoder
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = ChatKimiCoder(frobnicate=1)
+    (warning,) = [w for w in caught if "frobnicate" in str(w.message)]
+    assert warning.filename == __file__
+    assert model.model_kwargs == {"frobnicate": 1}
