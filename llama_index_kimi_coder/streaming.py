@@ -103,6 +103,7 @@ class _StreamBuilder:
     __slots__ = (
         "blocks",
         "content",
+        "details",
         "finish_reason",
         "reasoning",
         "stream",
@@ -125,6 +126,7 @@ class _StreamBuilder:
         self.blocks: list[Any] = [None, TextBlock(text="")]
         self.usage: dict[str, Any] | None = None
         self.usage_raw: dict[str, Any] | None = None
+        self.details: list[dict[str, Any]] | None = None
         self.yielded = False
 
     def _reasoning_details(self) -> list[dict[str, Any]] | None:
@@ -162,6 +164,7 @@ class _StreamBuilder:
             self.usage_raw = {**d.usage.raw, **self.usage}
             changed = True
         if d.reasoning_details is not None:
+            self.details = self._reasoning_details()  # merged again only when they changed
             changed = True
         if d.finish_reason is not None:
             self.finish_reason = d.finish_reason
@@ -195,9 +198,8 @@ class _StreamBuilder:
         else:
             message_blocks = list(blocks)
         kwargs: dict[str, Any] = {"tool_calls": list(self.tool_dicts)} if self.tool_dicts else {}
-        details = self._reasoning_details()
-        if details:
-            kwargs["reasoning_details"] = details
+        if self.details:
+            kwargs["reasoning_details"] = self.details
         message = _message(
             role=_ASSISTANT,
             blocks=message_blocks,
