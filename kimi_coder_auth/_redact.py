@@ -8,6 +8,7 @@ code that sent a secret knows it and removes it here, plus anything shaped like 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from .secret import Secret
 
@@ -40,7 +41,7 @@ def redact(text: str, *secrets: Secret | str | None) -> str:
     return _PATTERNS.sub(_replace, text)
 
 
-def quote(text: str, secrets: tuple[Secret | str | None, ...] = (), limit: int = 300) -> str:
+def quote(text: str, secrets: Sequence[Secret | str | None] = (), limit: int = 300) -> str:
     """Server text fit to quote in an error: secrets scrubbed first, then cut to ``limit``.
 
     Scrubbing before cutting matters: a secret cut in half is no longer found, yet half of

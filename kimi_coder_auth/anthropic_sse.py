@@ -15,7 +15,7 @@ Hot path: one block split, one ``json.loads`` per event, plain dicts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
 from ._redact import quote
@@ -76,7 +76,7 @@ def _interrupted(trace_id: str | None, request_id: str | None) -> StreamInterrup
 
 
 def _not_json(
-    data: bytes, trace_id: str | None, request_id: str | None, secrets: tuple[Any, ...] = ()
+    data: bytes, trace_id: str | None, request_id: str | None, secrets: Sequence[Any] = ()
 ) -> StreamError:
     preview = quote(data[:4096].decode("utf-8", "replace"), secrets, 200)
     return StreamError(
@@ -88,7 +88,7 @@ def _not_json(
 
 
 def _decode(
-    block: bytes, trace_id: str | None, request_id: str | None, secrets: tuple[Any, ...] = ()
+    block: bytes, trace_id: str | None, request_id: str | None, secrets: Sequence[Any] = ()
 ) -> dict[str, Any] | None:
     """One event block -> its event dict (None for pings, comments and empty blocks)."""
     name: str | None = None
@@ -142,7 +142,7 @@ def iter_message_events(
     *,
     trace_id: str | None = None,
     request_id: str | None = None,
-    secrets: tuple[Any, ...] = (),
+    secrets: Sequence[Any] = (),
     max_event_bytes: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield Messages event dicts until ``message_stop`` (not yielded); raise on a cut stream.
@@ -177,7 +177,7 @@ async def aiter_message_events(
     *,
     trace_id: str | None = None,
     request_id: str | None = None,
-    secrets: tuple[Any, ...] = (),
+    secrets: Sequence[Any] = (),
     max_event_bytes: int | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Async variant of `iter_message_events` (same errors, same stop)."""

@@ -20,6 +20,8 @@ from .quota_pacing import DEFAULT_MAX_QUOTA_WAIT
 from .secret import Secret
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
     from .quota_pacing import QuotaPacer
     from .transport import Transport
     from .usage import PlanUsage
@@ -107,7 +109,7 @@ class KimiClient:
 
     @classmethod
     def for_config(
-        cls, current: KimiClient | None, config: Any, *, api_key: str | Secret | None
+        cls, current: KimiClient | None, config: Any, *, api_key: str | Secret | SecretStr | None
     ) -> KimiClient:
         """:meth:`reuse` with the connection settings read from an adapter's fields
         (``credentials``, ``base_url``, ``user_agent``, ``timeout``, ``max_retries``,
@@ -120,7 +122,7 @@ class KimiClient:
         normalised settings."""
         headers = config.default_headers
         raw = (
-            Secret(api_key) if isinstance(api_key, str) else api_key,
+            Secret(api_key) if isinstance(api_key, str) else api_key,  # a pydantic SecretStr as is
             config.credentials,
             config.base_url,
             config.user_agent,
@@ -136,9 +138,10 @@ class KimiClient:
         )
         if current is not None and current._config_key == raw:
             return current
+        reveal = getattr(api_key, "get_secret_value", None)
         client = cls.reuse(
             current,
-            api_key=api_key,
+            api_key=reveal() if reveal is not None else api_key,
             **{name: getattr(config, name, default) for name, default in _SETTING_DEFAULTS},
         )
         client._config_key = raw

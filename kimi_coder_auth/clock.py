@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 __all__ = ["Clock", "FakeClock", "SystemClock", "asleep", "get_clock", "monotonic", "now", "sleep", "use_clock"]
 
@@ -84,6 +84,11 @@ class FakeClock(Clock):
 
 _clock: Clock = SystemClock()
 
+#: Monotonic seconds from the clock in force. Rebound by `use_clock` rather than looked up per
+#: call: streams read it for their deadlines on every network read (the real clock's is
+#: ``time.monotonic`` itself, no Python frame).
+monotonic: Callable[[], float] = time.monotonic
+
 
 def get_clock() -> Clock:
     """The clock currently in force."""
@@ -93,22 +98,18 @@ def get_clock() -> Clock:
 @contextlib.contextmanager
 def use_clock(clock: Clock) -> Iterator[Clock]:
     """Install `clock` for the duration of a `with` block (tests)."""
-    global _clock
-    previous, _clock = _clock, clock
+    global _clock, monotonic
+    previous, previous_mono = _clock, monotonic
+    _clock, monotonic = clock, clock.monotonic
     try:
         yield clock
     finally:
-        _clock = previous
+        _clock, monotonic = previous, previous_mono
 
 
 def now() -> float:
     """Wall-clock epoch seconds from the clock in force."""
     return _clock.now()
-
-
-def monotonic() -> float:
-    """Monotonic seconds from the clock in force."""
-    return _clock.monotonic()
 
 
 def sleep(seconds: float) -> None:

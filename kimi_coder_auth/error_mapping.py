@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -165,6 +165,37 @@ def _sent_secrets(response: httpx.Response) -> tuple[Secret, ...]:
     if key and key.strip():
         out.append(Secret(key.strip()))
     return tuple(out)
+
+
+class SentSecrets(Sequence[Secret]):
+    """`_sent_secrets` of a response, read only when first used: a stream needs them only to
+    scrub an error, so an error-free stream never reads its request's headers again."""
+
+    __slots__ = ("_response", "_values")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response: httpx.Response | None = response
+        self._values: tuple[Secret, ...] | None = None
+
+    def _get(self) -> tuple[Secret, ...]:
+        values = self._values
+        if values is None:
+            assert self._response is not None
+            values = self._values = _sent_secrets(self._response)
+            self._response = None
+        return values
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._get()[index]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self) -> Iterator[Secret]:
+        return iter(self._get())
+
+    def __repr__(self) -> str:
+        return f"SentSecrets({len(self)} secret(s))"
 
 
 def _sent_token(response: httpx.Response) -> Secret | None:

@@ -50,6 +50,8 @@ def apply_aliases(
     LangChain ``api_key``). A canonical name given twice with different values, or a name in
     ``NOT_APPLICABLE`` (plus ``not_applicable``), raises :class:`ParameterError` naming it.
     """
+    if not values:  # the usual call: nothing passed, nothing to rename
+        return values
     blocked = {**NOT_APPLICABLE, **(not_applicable or {})}
     for name in list(values):
         reason = blocked.get(name) or blocked.get(ALIASES.get(name, ""))

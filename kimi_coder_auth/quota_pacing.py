@@ -388,10 +388,11 @@ def all_gates() -> list[QuotaGate]:
 # --------------------------------------------------------------------------- transport hooks
 
 
-def observe(transport: Transport, call: Callable[[], T]) -> T:
-    """Run one request under ``on_quota="raise"``, telling the gate what the service answered."""
+def observe(transport: Transport, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``call(*args, **kwargs)`` (one request) under ``on_quota="raise"``, telling the gate
+    what the service answered."""
     try:
-        result = call()
+        result = call(*args, **kwargs)
     except QuotaExceededError as err:
         if err.window is not None:
             gate_for(transport).record(err)
@@ -407,10 +408,12 @@ def observe(transport: Transport, call: Callable[[], T]) -> T:
     return result
 
 
-async def aobserve(transport: Transport, call: Callable[[], Awaitable[T]]) -> T:
+async def aobserve(
+    transport: Transport, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T:
     """Async `observe`."""
     try:
-        result = await call()
+        result = await call(*args, **kwargs)
     except QuotaExceededError as err:
         if err.window is not None:
             gate_for(transport).record(err)

@@ -8,6 +8,7 @@ credentials from an error built out of server text by any decoder (a last line o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -95,7 +96,7 @@ async def aread_body(
     return content
 
 
-def scrub_error(exc: BaseException, secrets: tuple[Secret, ...]) -> None:
+def scrub_error(exc: BaseException, secrets: Sequence[Secret]) -> None:
     """Remove ``secrets`` from an error's message, hint, error type and args, in place."""
     if not secrets or not isinstance(exc, KimiCoderError):
         return

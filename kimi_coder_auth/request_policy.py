@@ -157,12 +157,14 @@ def needs_live_model_info(
 ) -> bool:
     """Whether a request depends on the live ``/models`` entry (thinking mode, effort levels, a
     forced tool choice's thinking rules, image input); plain requests skip that lookup."""
-    return (
-        thinking is not None
-        or effort is not None
-        or is_forced_choice(tool_choice)
-        or any(isinstance(m, Mapping) and _has_media(m.get("content")) for m in messages)
-    )
+    if thinking is not None or effort is not None:
+        return True
+    if tool_choice is not None and is_forced_choice(tool_choice):
+        return True
+    for m in messages:
+        if isinstance(m, Mapping) and type(m.get("content")) is not str and _has_media(m.get("content")):
+            return True
+    return False
 
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -265,7 +267,7 @@ def resolve_tools_and_thinking(
     """
     if tool_names and not info.supports_tool_use:
         warnings.append(f"{model} is not listed as supporting tools; sending them anyway.")
-    choice = map_tool_choice(tool_choice)
+    choice = map_tool_choice(tool_choice) if tool_choice is not None else None
     relaxed = False
     if choice is not None and not tool_names:
         if _is_forced(choice):

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["REQUEST_ID_HEADERS", "TRACE_ID_HEADERS", "request_id", "response_ids", "trace_id"]
+__all__ = [
+    "REQUEST_ID_HEADERS",
+    "TRACE_ID_HEADERS",
+    "lowered_response_ids",
+    "request_id",
+    "response_ids",
+    "trace_id",
+]
 
 #: checked in this order; names are lower-case (lookups are case-insensitive)
 TRACE_ID_HEADERS = ("x-trace-id", "x-msh-trace-id", "msh-trace-id")
@@ -46,3 +53,14 @@ def request_id(headers: Mapping[str, str] | None) -> str | None:
 def response_ids(headers: Mapping[str, str] | None) -> tuple[str | None, str | None]:
     """``(trace_id, request_id)`` of a response's headers."""
     return _first(headers, TRACE_ID_HEADERS), _first(headers, REQUEST_ID_HEADERS)
+
+
+_T1, _T2, _T3 = TRACE_ID_HEADERS
+_R1, _R2, _R3 = REQUEST_ID_HEADERS
+
+
+def lowered_response_ids(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """`response_ids` of headers whose names are already lower-case (``http_pool._headers_dict``),
+    without the case-folding pass: a stream reads these on the path to its first token."""
+    get = headers.get
+    return (get(_T1) or get(_T2) or get(_T3) or None, get(_R1) or get(_R2) or get(_R3) or None)

@@ -71,6 +71,8 @@ def resolve_protocol(protocol: str | None) -> str:
 
 def remembered_protocol(transport: Transport) -> str | None:
     """The route ``auto`` switched to for this transport's credential and base URL, if any."""
+    if not _SWITCHED:  # no switch in this process (the usual case): no weak-key lookup
+        return None
     try:
         per_url = _SWITCHED.get(getattr(transport, "credential", None))
     except TypeError:
@@ -108,6 +110,8 @@ def _listed_protocol(transport: Transport, model: str) -> str | None:
         from .transport_endpoints import _models_cache
 
         cache = _MODELS_CACHE = _models_cache
+    if not cache:
+        return None
     try:
         per_url = cache.get(getattr(transport, "credential", None))
     except TypeError:
@@ -125,12 +129,13 @@ def _listed_protocol(transport: Transport, model: str) -> str | None:
 _MODELS_CACHE: Any = None
 
 
-def _builder(protocol: str) -> Any:
-    return build_messages_request if protocol == "anthropic" else build_request
-
-
-def _abuilder(protocol: str) -> Any:
-    return abuild_messages_request if protocol == "anthropic" else abuild_request
+def _options(options: dict[str, Any] | None, more: dict[str, Any], model_info: Any) -> dict[str, Any]:
+    if options is None:
+        options = more
+    elif more:
+        options.update(more)
+    options["model_info"] = model_info
+    return options
 
 
 @dataclass
@@ -158,7 +163,8 @@ class ChatCall:
         setting = resolve_protocol(protocol)
         if setting != "auto":
             return setting, False
-        chosen = remembered_protocol(transport) or _listed_protocol(transport, model) or "openai"
+        chosen = remembered_protocol(transport) if _SWITCHED else None
+        chosen = chosen or _listed_protocol(transport, model) or "openai"
         return chosen, chosen == "openai"
 
     @classmethod
@@ -170,13 +176,17 @@ class ChatCall:
         *,
         protocol: str | None = None,
         model_info: ModelInfo | None = None,
-        **options: Any,
+        options: dict[str, Any] | None = None,
+        **more: Any,
     ) -> ChatCall:
-        """Choose the route and build its body (raises ``ValueError`` for a bad request)."""
+        """Choose the route and build its body (raises ``ValueError`` for a bad request).
+
+        The request options are keyword arguments of the codecs' builders, given one by one or
+        as an ``options`` dict (taken over, not copied: the adapters build one per call)."""
         chosen, auto = cls._choose(transport, model, protocol)
-        options["model_info"] = model_info
-        built = _builder(chosen)(model, messages, **options)
-        return cls(transport, model, messages, options, chosen, auto, built)
+        options = _options(options, more, model_info)
+        builder = build_messages_request if chosen == "anthropic" else build_request
+        return cls(transport, model, messages, options, chosen, auto, builder(model, messages, **options))
 
     @classmethod
     async def aprepare(
@@ -187,12 +197,14 @@ class ChatCall:
         *,
         protocol: str | None = None,
         model_info: ModelInfo | None = None,
-        **options: Any,
+        options: dict[str, Any] | None = None,
+        **more: Any,
     ) -> ChatCall:
         """Async :meth:`prepare` (remote images fetched off the event loop)."""
         chosen, auto = cls._choose(transport, model, protocol)
-        options["model_info"] = model_info
-        built = await _abuilder(chosen)(model, messages, **options)
+        options = _options(options, more, model_info)
+        builder = abuild_messages_request if chosen == "anthropic" else abuild_request
+        built = await builder(model, messages, **options)
         return cls(transport, model, messages, options, chosen, auto, built)
 
     # ------------------------------------------------------------------ switching

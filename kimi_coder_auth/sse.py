@@ -14,7 +14,7 @@ with one ``json.loads`` (``orjson.loads`` when orjson is installed; it is option
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from ._redact import quote
@@ -219,7 +219,7 @@ def _error_from_payload(
     trace_id: str | None,
     request_id: str | None,
     raw: bytes | None = None,
-    secrets: tuple[Any, ...] = (),
+    secrets: Sequence[Any] = (),
 ) -> StreamError:
     """Build a `StreamError` from an error payload (``{"error": {...}}`` or a bare message)."""
     err: Any = payload.get("error") if isinstance(payload, dict) else None
@@ -252,7 +252,7 @@ def parse_event(
     *,
     trace_id: str | None = None,
     request_id: str | None = None,
-    secrets: tuple[Any, ...] = (),
+    secrets: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Parse one (non-``[DONE]``) event into a chunk dict; raise `StreamError` for errors.
 
@@ -302,7 +302,7 @@ def _interrupted(trace_id: str | None, request_id: str | None) -> StreamInterrup
 
 
 def _slow(
-    block: bytes, trace_id: str | None, request_id: str | None, secrets: tuple[Any, ...] = ()
+    block: bytes, trace_id: str | None, request_id: str | None, secrets: Sequence[Any] = ()
 ) -> dict[str, Any] | bytes | None:
     """Generic path for one block: a chunk dict, DONE, or None (nothing to deliver)."""
     event = _parse_block(block)
@@ -318,7 +318,7 @@ def iter_chunks(
     *,
     trace_id: str | None = None,
     request_id: str | None = None,
-    secrets: tuple[Any, ...] = (),
+    secrets: Sequence[Any] = (),
     max_event_bytes: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield chunk dicts from an SSE byte stream until ``[DONE]``.
@@ -362,7 +362,7 @@ async def aiter_chunks(
     *,
     trace_id: str | None = None,
     request_id: str | None = None,
-    secrets: tuple[Any, ...] = (),
+    secrets: Sequence[Any] = (),
     max_event_bytes: int | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Async variant of `iter_chunks` (same errors, same stop at ``[DONE]``)."""

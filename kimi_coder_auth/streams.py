@@ -8,13 +8,13 @@ as 401/429 surface from the first ``next()``. A stream that ends before its term
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from . import clock
-from .error_mapping import _extract_error, _scrub, _sent_secrets
+from .error_mapping import SentSecrets, _extract_error, _scrub, _sent_secrets
 from .errors import (
     APIConnectionError,
     APITimeoutError,
@@ -25,7 +25,7 @@ from .errors import (
 from .http_pool import _headers_dict
 from .limits import too_large
 from .reading import aread_body, deadline_error, read_body, scrub_error
-from .response_ids import response_ids
+from .response_ids import lowered_response_ids, response_ids
 from .retries import _backoff
 from .secret import Secret
 from .sse import aiter_chunks, iter_chunks
@@ -50,6 +50,9 @@ def _stream_error(exc: httpx.HTTPError, trace_id: str | None) -> APIConnectionEr
     )
     err.trace_id = trace_id  # type: ignore[attr-defined]
     return err
+
+
+_SSE_TYPE = "text/event-stream"
 
 
 def _is_json_type(content_type: str) -> bool:
@@ -110,7 +113,7 @@ class _StreamClock:
         return deadline_error("The stream's next event", d.between_events)
 
 
-def _scrubbed(exc: KimiCoderError, secrets: tuple[Secret, ...]) -> KimiCoderError:
+def _scrubbed(exc: KimiCoderError, secrets: Sequence[Secret]) -> KimiCoderError:
     """``exc`` with the sent credentials scrubbed, and without the decoder's frames in its
     traceback: their locals hold the raw server bytes, which may echo a credential."""
     scrub_error(exc, secrets)
@@ -162,7 +165,7 @@ class ChatStream:
         self._yielded = False
         self._closed = False
         self._clock: _StreamClock | None = None
-        self._secrets: tuple[Secret, ...] = ()
+        self._secrets: Sequence[Secret] = ()
         self.trace_id: str | None = None
         self.request_id: str | None = None
         self.headers: dict[str, str] = {}
@@ -180,10 +183,12 @@ class ChatStream:
             self._response = response
             times.shift(response)
             headers = self.headers = _headers_dict(response.headers)
-            self.trace_id, self.request_id = response_ids(headers)
-            self._secrets = _sent_secrets(response)
+            self.trace_id, self.request_id = lowered_response_ids(headers)
+            self._secrets = SentSecrets(response)
             ctype = headers.get("content-type", "")
-            if _is_json_type(ctype):
+            if ctype.startswith(_SSE_TYPE):
+                pass  # the usual answer: skip the checks below
+            elif _is_json_type(ctype):
                 try:
                     read_body(response, transport.limits.response, None, None)
                 except httpx.HTTPError as exc:
@@ -191,7 +196,7 @@ class ChatStream:
                 finally:
                     self.close()
                 raise _json_instead_of_stream(response)
-            if _is_html_type(ctype):
+            elif _is_html_type(ctype):
                 self.close()
                 raise _html_instead_of_stream(response)
             self._raw = self._bytes(response)
@@ -339,7 +344,7 @@ class AsyncChatStream:
         self._yielded = False
         self._closed = False
         self._clock: _StreamClock | None = None
-        self._secrets: tuple[Secret, ...] = ()
+        self._secrets: Sequence[Secret] = ()
         self.trace_id: str | None = None
         self.request_id: str | None = None
         self.headers: dict[str, str] = {}
@@ -357,10 +362,12 @@ class AsyncChatStream:
             self._response = response
             times.shift(response)
             headers = self.headers = _headers_dict(response.headers)
-            self.trace_id, self.request_id = response_ids(headers)
-            self._secrets = _sent_secrets(response)
+            self.trace_id, self.request_id = lowered_response_ids(headers)
+            self._secrets = SentSecrets(response)
             ctype = headers.get("content-type", "")
-            if _is_json_type(ctype):
+            if ctype.startswith(_SSE_TYPE):
+                pass  # the usual answer: skip the checks below
+            elif _is_json_type(ctype):
                 try:
                     await aread_body(response, transport.limits.response, None, None)
                 except httpx.HTTPError as exc:
@@ -368,7 +375,7 @@ class AsyncChatStream:
                 finally:
                     await self.aclose()
                 raise _json_instead_of_stream(response)
-            if _is_html_type(ctype):
+            elif _is_html_type(ctype):
                 await self.aclose()
                 raise _html_instead_of_stream(response)
             self._raw = self._bytes(response)

@@ -148,6 +148,10 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
                 elif k.lower() != "authorization":
                     self._headers[k] = v
         self._timeout = _to_timeout(timeout)
+        self._urls: dict[str, str] = {}  # path -> URL, while base_url is fixed by the argument
+        steps = self._timeout.as_dict().values()
+        # a deadline this far away cannot shorten any step (by more than 1 %): keep the timeout
+        self._uncapped_from = 0.99 * max(steps) if None not in steps else float("inf")
         self.deadlines = Deadlines.resolve(
             self._timeout.read,
             deadline=deadline,
@@ -179,6 +183,14 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
         return self._user_agent or os.environ.get(ENV_USER_AGENT) or default_user_agent()
 
     def _url(self, path: str) -> str:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._build_url(path)
+            if self._base_url:  # fixed by the argument (an environment default is read each time)
+                self._urls[path] = url
+        return url
+
+    def _build_url(self, path: str) -> str:
         if path.startswith(("https://", "http://")):
             return path  # a side service configured with its own full URL
         base = self.base_url
@@ -215,6 +227,8 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
         remaining = deadline_at - clock.monotonic()
         if remaining <= 0:
             raise deadline_error("The request", self.deadlines.total)
+        if remaining >= self._uncapped_from:
+            return self._timeout
         return attempt_timeout(self._timeout, remaining, read_floor=read_floor)
 
     def _call_deadline(self, stream: bool, deadline_at: float | None) -> float | None:
@@ -228,6 +242,10 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
         """`_send_retrying` under the quota policy (``on_quota``); ``/usages`` is never paced.
 
         Time spent waiting for a quota reset moves a caller's ``deadline_at`` along with it."""
+        if path == "/usages":
+            return self._send_retrying(method, path, body, **kw)
+        if self.on_quota != "wait":
+            return quota_pacing.observe(self, self._send_retrying, method, path, body, **kw)
         deadline_at = kw.pop("deadline_at", None)
 
         def call(waited: float = 0.0) -> tuple[httpx.Response, int]:
@@ -237,16 +255,16 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
                 result[0].extensions["kimi_quota_waited"] = waited
             return result
 
-        if path == "/usages":
-            return call()
-        if self.on_quota == "wait":
-            return quota_pacing.send(self, call)
-        return quota_pacing.observe(self, call)
+        return quota_pacing.send(self, call)
 
     async def _asend(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
     ) -> tuple[httpx.Response, int]:
         """Async `_send`."""
+        if path == "/usages":
+            return await self._asend_retrying(method, path, body, **kw)
+        if self.on_quota != "wait":
+            return await quota_pacing.aobserve(self, self._asend_retrying, method, path, body, **kw)
         deadline_at = kw.pop("deadline_at", None)
 
         async def call(waited: float = 0.0) -> tuple[httpx.Response, int]:
@@ -256,11 +274,7 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
                 result[0].extensions["kimi_quota_waited"] = waited
             return result
 
-        if path == "/usages":
-            return await call()
-        if self.on_quota == "wait":
-            return await quota_pacing.asend(self, call)
-        return await quota_pacing.aobserve(self, call)
+        return await quota_pacing.asend(self, call)
 
     def _send_retrying(
         self,

@@ -317,11 +317,7 @@ class ChatKimiCoder(BaseChatModel):
         # Private attributes are read through ``__pydantic_private__`` directly: pydantic's
         # ``__getattr__`` fallback costs ~5 us per read on this class, and this runs per call.
         current = self.__pydantic_private__.get("_client")
-        client = KimiClient.for_config(
-            current,
-            self,
-            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
-        )
+        client = KimiClient.for_config(current, self, api_key=self.api_key)
         if client is not current:
             self._client = client
         return client

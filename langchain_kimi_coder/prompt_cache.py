@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.runnables.config import var_child_runnable_config
+
 from kimi_coder_auth.request_policy import resolve_prompt_cache_key
 
 __all__ = ["pop_prompt_cache_key", "thread_kwarg"]
@@ -26,8 +28,6 @@ def thread_kwarg(config: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
 def _thread_id(run_manager: Any) -> Any:
     """The LangGraph ``thread_id`` of the current run: ``configurable.thread_id`` of the run
     config in context, else the run's metadata (LangGraph copies it there); None outside one."""
-    from langchain_core.runnables.config import var_child_runnable_config
-
     config = var_child_runnable_config.get()
     if config:
         tid = (config.get("configurable") or {}).get("thread_id")

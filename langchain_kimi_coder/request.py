@@ -94,16 +94,16 @@ def build_call(
     protocol = params.pop("protocol")
     wire = convert_messages(messages)
     model = params.pop("model")
-    client = llm._kimi_client()
     # the catalogue answers plain requests; only these may fetch /models
     if _needs_live(params, wire):
-        info = client.model_info(model, live=True)
+        info = llm._kimi_client().model_info(model, live=True)
     else:
         info = get_model_info(model)
     call = ChatCall.prepare(
-        llm._get_transport(), model, wire, protocol=protocol, model_info=info, **params
+        llm._get_transport(), model, wire, protocol=protocol, model_info=info, options=params
     )
-    emit_warnings(call.built.warnings)
+    if call.built.warnings:
+        emit_warnings(call.built.warnings)
     return call
 
 
@@ -116,13 +116,13 @@ async def abuild_call(
     protocol = params.pop("protocol")
     wire = convert_messages(messages)
     model = params.pop("model")
-    client = llm._kimi_client()
     if _needs_live(params, wire):
-        info = await client.amodel_info(model, live=True)
+        info = await llm._kimi_client().amodel_info(model, live=True)
     else:
         info = get_model_info(model)
     call = await ChatCall.aprepare(
-        llm._get_transport(), model, wire, protocol=protocol, model_info=info, **params
+        llm._get_transport(), model, wire, protocol=protocol, model_info=info, options=params
     )
-    emit_warnings(call.built.warnings)
+    if call.built.warnings:
+        emit_warnings(call.built.warnings)
     return call

@@ -277,8 +277,8 @@ def build_request(
     info = model_info if model_info is not None else get_model_info(model)
     warnings: list[str] = []
 
-    norm_tools = normalize_tools(list(tools) if tools else None)
-    names = [t["function"]["name"] for t in norm_tools]
+    norm_tools = normalize_tools(list(tools)) if tools else []
+    names = [t["function"]["name"] for t in norm_tools] if norm_tools else []
     choice, tparam, on, relaxed = resolve_tools_and_thinking(
         model, info, names, tool_choice, thinking, effort, forced_tool_policy, warnings
     )
