@@ -39,14 +39,10 @@ _TEXT = "text"
 _IMAGE = "image_url"
 
 
-def _info_thinking(info: ModelInfo | None) -> str:
-    return info.thinking if info is not None else "both"
-
-
 def thinking_on(thinking: bool | None, info: ModelInfo | None) -> bool:
     """Whether the model will think: ``"only"`` always, ``"no"`` never, else on unless False
     (the server default is on)."""
-    kind = _info_thinking(info)
+    kind = info.thinking if info is not None else "both"
     if kind == "only":
         return True
     if kind == "no":
@@ -62,7 +58,7 @@ def thinking_param(
     Raises ``ValueError`` for combinations the model cannot honour (disabling an always-thinking
     model, enabling a non-thinking one, an effort level it does not list).
     """
-    kind = _info_thinking(info)
+    kind = info.thinking if info is not None else "both"
     name = info.id if info is not None else "this model"
     if effort is not None:
         if thinking is False:

@@ -129,13 +129,6 @@ def _listed_protocol(transport: Transport, model: str) -> str | None:
 _MODELS_CACHE: Any = None
 
 
-def _options(options: dict[str, Any] | None, more: dict[str, Any], model_info: Any) -> dict[str, Any]:
-    if options is None:
-        options = more
-    elif more:
-        options.update(more)
-    options["model_info"] = model_info
-    return options
 
 
 @dataclass
@@ -184,7 +177,11 @@ class ChatCall:
         The request options are keyword arguments of the codecs' builders, given one by one or
         as an ``options`` dict (taken over, not copied: the adapters build one per call)."""
         chosen, auto = cls._choose(transport, model, protocol)
-        options = _options(options, more, model_info)
+        if options is None:
+            options = more
+        elif more:
+            options.update(more)
+        options["model_info"] = model_info
         builder = build_messages_request if chosen == "anthropic" else build_request
         return cls(transport, model, messages, options, chosen, auto, builder(model, messages, **options))
 
@@ -202,7 +199,11 @@ class ChatCall:
     ) -> ChatCall:
         """Async :meth:`prepare` (remote images fetched off the event loop)."""
         chosen, auto = cls._choose(transport, model, protocol)
-        options = _options(options, more, model_info)
+        if options is None:
+            options = more
+        elif more:
+            options.update(more)
+        options["model_info"] = model_info
         builder = abuild_messages_request if chosen == "anthropic" else abuild_request
         built = await builder(model, messages, **options)
         return cls(transport, model, messages, options, chosen, auto, built)
@@ -294,7 +295,9 @@ class DeltaStream:
 
     def __init__(self, call: ChatCall) -> None:
         self.call = call
-        self.accumulator: StreamAccumulator | MessagesAccumulator = _accumulator(call.protocol)
+        self.accumulator: StreamAccumulator | MessagesAccumulator = (
+            MessagesAccumulator() if call.protocol == "anthropic" else StreamAccumulator()
+        )
         self._stream: Any = None
         self._events: Iterator[Any] | None = None
         self._closed = False
@@ -377,7 +380,9 @@ class AsyncDeltaStream:
 
     def __init__(self, call: ChatCall) -> None:
         self.call = call
-        self.accumulator: StreamAccumulator | MessagesAccumulator = _accumulator(call.protocol)
+        self.accumulator: StreamAccumulator | MessagesAccumulator = (
+            MessagesAccumulator() if call.protocol == "anthropic" else StreamAccumulator()
+        )
         self._stream: Any = None
         self._events: AsyncIterator[Any] | None = None
         self._closed = False

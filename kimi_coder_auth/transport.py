@@ -231,11 +231,6 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
             return self._timeout
         return attempt_timeout(self._timeout, remaining, read_floor=read_floor)
 
-    def _call_deadline(self, stream: bool, deadline_at: float | None) -> float | None:
-        if deadline_at is None and not stream and self.deadlines.total is not None:
-            return clock.monotonic() + self.deadlines.total
-        return deadline_at
-
     def _send(
         self, method: str, path: str, body: Mapping[str, Any] | None = None, **kw: Any
     ) -> tuple[httpx.Response, int]:
@@ -303,7 +298,8 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
         headers = self._request_headers(stream=stream, has_body=content is not None)
         if raw:
             headers.update(raw[1])
-        deadline_at = self._call_deadline(stream, deadline_at)
+        if deadline_at is None and not stream and self.deadlines.total is not None:
+            deadline_at = clock.monotonic() + self.deadlines.total  # the call's own deadline
         cap = self.limits.response
         auth = self._auth
         if route == "anthropic":
@@ -379,7 +375,8 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
         headers = self._request_headers(stream=stream, has_body=content is not None)
         if raw:
             headers.update(raw[1])
-        deadline_at = self._call_deadline(stream, deadline_at)
+        if deadline_at is None and not stream and self.deadlines.total is not None:
+            deadline_at = clock.monotonic() + self.deadlines.total  # the call's own deadline
         cap = self.limits.response
         auth = self._auth
         if route == "anthropic":

@@ -39,7 +39,8 @@ def call_params(
     kw = dict(kwargs)
     for key in ("ls_structured_output_format", "structured_output_format", "stream"):
         kw.pop(key, None)
-    apply_aliases(kw, owner="a ChatKimiCoder call", not_applicable=_CALL_NOT_APPLICABLE)
+    if kw:
+        apply_aliases(kw, owner="a ChatKimiCoder call", not_applicable=_CALL_NOT_APPLICABLE)
     policy = kw.pop("forced_tool_choice", llm.forced_tool_choice)
     if policy not in FORCED_TOOL_POLICIES:
         raise ValueError(
