@@ -157,10 +157,7 @@ def needs_live_model_info(
         return True
     if tool_choice is not None and is_forced_choice(tool_choice):
         return True
-    for m in messages:
-        if isinstance(m, Mapping) and type(m.get("content")) is not str and _has_media(m.get("content")):
-            return True
-    return False
+    return any(isinstance(m, Mapping) and _has_media(m.get("content")) for m in messages)
 
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")

@@ -156,8 +156,7 @@ class ChatCall:
         setting = resolve_protocol(protocol)
         if setting != "auto":
             return setting, False
-        chosen = remembered_protocol(transport) if _SWITCHED else None
-        chosen = chosen or _listed_protocol(transport, model) or "openai"
+        chosen = remembered_protocol(transport) or _listed_protocol(transport, model) or "openai"
         return chosen, chosen == "openai"
 
     @classmethod
