@@ -32,36 +32,47 @@ _NEXT_DELIMITED = b"\n\nevent:"
 def _delimit(byte_iter: Iterable[bytes]) -> Iterator[bytes]:
     """The byte stream with a blank line before every ``event:`` line that lacks one.
 
-    Works per network read, not per event: the last line break of each read is carried into the
-    next, so an ``event:`` line split across reads is still found. A stream that already has
-    blank lines gets an extra empty block there, which the readers skip.
+    Each read is passed on up to its last line break at once, so an event is decoded as soon as
+    its blank line arrives, never one read late. Only a partial last line is carried into the
+    next read, where an ``event:`` line that starts it gets its blank line in front. A stream
+    that already has blank lines gets an extra empty block there, which the readers skip.
     """
     carry = b""
+    started = False
     for raw in byte_iter:
         data = carry + raw if carry else raw
-        cut = data.rfind(b"\n")
-        if cut < 0:
+        cut = data.rfind(b"\n") + 1
+        if not cut:
             carry = data
             continue
         carry = data[cut:]
-        yield data[:cut].replace(_NEXT, _NEXT_DELIMITED)
+        out = data[:cut].replace(_NEXT, _NEXT_DELIMITED)
+        if started and out[:6] == b"event:":
+            out = b"\n" + out
+        started = True
+        yield out
     if carry:
-        yield carry.replace(_NEXT, _NEXT_DELIMITED)
+        yield (b"\n" + carry if started and carry[:6] == b"event:" else carry).replace(_NEXT, _NEXT_DELIMITED)
 
 
 async def _adelimit(byte_iter: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     """Async `_delimit`."""
     carry = b""
+    started = False
     async for raw in byte_iter:
         data = carry + raw if carry else raw
-        cut = data.rfind(b"\n")
-        if cut < 0:
+        cut = data.rfind(b"\n") + 1
+        if not cut:
             carry = data
             continue
         carry = data[cut:]
-        yield data[:cut].replace(_NEXT, _NEXT_DELIMITED)
+        out = data[:cut].replace(_NEXT, _NEXT_DELIMITED)
+        if started and out[:6] == b"event:":
+            out = b"\n" + out
+        started = True
+        yield out
     if carry:
-        yield carry.replace(_NEXT, _NEXT_DELIMITED)
+        yield (b"\n" + carry if started and carry[:6] == b"event:" else carry).replace(_NEXT, _NEXT_DELIMITED)
 
 
 def _interrupted(trace_id: str | None, request_id: str | None) -> StreamInterruptedError:
@@ -91,34 +102,30 @@ def _decode(
     block: bytes, trace_id: str | None, request_id: str | None, secrets: Sequence[Any] = ()
 ) -> dict[str, Any] | None:
     """One event block -> its event dict (None for pings, comments and empty blocks)."""
-    name: str | None = None
+    name: bytes | None = None
+    data: bytes | None = None
+    if block[:1] == b"\n":  # the blank line `_delimit` put before an ``event:`` line
+        block = block.lstrip(b"\n")
     if block[:6] == b"event:":
-        nl = block.find(b"\n")
-        if nl > 0 and block[nl + 1 : nl + 6] == b"data:" and block.find(b"\n", nl + 1) < 0:
-            data = block[nl + 6 :]  # the hot path: exactly one event line and one data line
-            if data[:1] == b" ":
-                data = data[1:]
-            value = block[6:nl]
-            name = (value[1:] if value[:1] == b" " else value).decode("utf-8", "replace")
-        else:
-            data = None  # type: ignore[assignment]
+        head, sep, rest = block.partition(b"\ndata:")
+        if sep and b"\n" not in rest and b"\n" not in head:
+            # the hot path: exactly one event line and one data line
+            data = rest[1:] if rest[:1] == b" " else rest
+            name = head[7:] if head[6:7] == b" " else head[6:]
     elif block[:5] == b"data:" and b"\n" not in block:
-        data = block[5:]
-        if data[:1] == b" ":
-            data = data[1:]
-    else:
-        data = None  # type: ignore[assignment]
+        data = block[6:] if block[5:6] == b" " else block[5:]
     if data is None:
         event = _parse_block(block)
         if event is None:
             return None
-        data, name = event.data, event.event
-    if name == "ping":
+        data = event.data
+        name = event.event.encode() if event.event else None
+    if name == b"ping":
         return None
     try:
         payload = _loads(data)
     except ValueError:
-        if name == "error":
+        if name == b"error":
             raise _error_from_payload(
                 None, trace_id=trace_id, request_id=request_id, raw=data, secrets=secrets
             ) from None
@@ -126,14 +133,14 @@ def _decode(
     if type(payload) is not dict:
         raise _not_json(data, trace_id, request_id, secrets)
     kind = payload.get("type")
-    if name == "error" or kind == "error" or (kind is None and payload.get("error")):
+    if name == b"error" or kind == "error" or (kind is None and payload.get("error")):
         raise _error_from_payload(
             payload, trace_id=trace_id, request_id=request_id, raw=data, secrets=secrets
         )
     if kind == "ping":
         return None
     if kind is None and name:
-        payload["type"] = name
+        payload["type"] = name.decode("utf-8", "replace")
     return payload
 
 

@@ -65,9 +65,11 @@ def _base_headers(
 
 
 class CachedRequestBuilder:
-    """Mixin for `Transport`: builds each attempt's `httpx.Request` from cached parts."""
+    """Mixin for `Transport`: builds each attempt's `httpx.Request` from cached parts, and keeps
+    this transport's own cookies (the pooled clients, shared by every login, keep none)."""
 
     _timeout: httpx.Timeout
+    _cookies: httpx.Cookies | None
     _base_headers: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], list[tuple[bytes, bytes]] | bool]]
 
     def _build_request(
@@ -84,9 +86,9 @@ class CachedRequestBuilder:
         httpx merges the client's default headers into ours and normalises every header three
         times per request (~35 us, on the path to the first token). The merged list, ``Host``
         included, is cached per client, URL and header set; only ``Content-Length`` is added per
-        call, in httpx's order, so the request is identical (tested). Cookies in the client's
-        jar, an empty body other than a GET's, or a caller-set framing header take httpx's own
-        path.
+        call, in httpx's order, so the request is identical (tested). An empty body other than
+        a GET's, or a caller-set framing header, takes httpx's own path. This transport's own
+        cookies, once it has any, are added last.
         """
         parsed = _parsed_url(url)
         timeout = timeout or self._timeout
@@ -110,7 +112,18 @@ class CachedRequestBuilder:
                     extensions={"timeout": timeout.as_dict()},
                 )
                 request.read()  # as httpx does for in-memory bodies (auth may replay it)
+                if self._cookies is not None:
+                    self._cookies.set_cookie_header(request)
                 return request
-        return client.build_request(
-            method, parsed, content=content, headers=headers, timeout=timeout
-        )
+        request = client.build_request(method, parsed, content=content, headers=headers, timeout=timeout)
+        if self._cookies is not None:
+            self._cookies.set_cookie_header(request)
+        return request
+
+    def _keep_cookies(self, response: httpx.Response) -> None:
+        """Keep the ``Set-Cookie``s of an answer (a load balancer's sticky cookie, say) for this
+        transport's later requests: its credential and base URL only. Called only when the
+        answer sets one or a jar exists, so answers without cookies cost one header lookup."""
+        if self._cookies is None:
+            self._cookies = httpx.Cookies()
+        self._cookies.extract_cookies(response)

@@ -162,6 +162,7 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
         self.max_retries = int(max_retries)
         self._auth = KimiAuth(credential)
         self._key_auth = KimiAuth(credential, header="x-api-key")  # the Anthropic route
+        self._cookies: httpx.Cookies | None = None  # this login's own cookies, once it got one
         self._base_headers: weakref.WeakKeyDictionary[
             Any, dict[tuple[Any, ...], list[tuple[bytes, bytes]] | bool]
         ] = weakref.WeakKeyDictionary()
@@ -317,6 +318,8 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
                 cause: BaseException | None = exc
                 logger.debug("%s %s -> %s", method, url, type(exc).__name__)
             else:
+                if self._cookies is not None or "set-cookie" in response.headers:
+                    self._keep_cookies(response)
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s %s -> %d (x-trace-id %s)",
@@ -394,6 +397,8 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
                 cause: BaseException | None = exc
                 logger.debug("%s %s -> %s", method, url, type(exc).__name__)
             else:
+                if self._cookies is not None or "set-cookie" in response.headers:
+                    self._keep_cookies(response)
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
                         "%s %s -> %d (x-trace-id %s)",

@@ -42,6 +42,8 @@ STOP_REASONS = {
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:  # the usual case, first
+        return value if value > 0 else 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
     return max(0, int(value))  # Kimi sends input_tokens: -1 when the whole prompt was cached
@@ -123,9 +125,12 @@ class MessagesAccumulator:
         self.usage: Usage | None = None
 
     def _merge_usage(self, u: Any, out: StreamDelta) -> None:
-        if isinstance(u, Mapping) and u:
-            self._usage_raw.update({k: v for k, v in u.items() if v is not None})
-            self.usage = out.usage = usage_from_anthropic(self._usage_raw)
+        if u and (type(u) is dict or isinstance(u, Mapping)):
+            merged = self._usage_raw
+            for k, v in u.items():
+                if v is not None:
+                    merged[k] = v
+            self.usage = out.usage = usage_from_anthropic(merged)
 
     def feed(self, event: Mapping[str, Any]) -> StreamDelta:
         """Apply one event dict; return what it added."""
@@ -168,9 +173,12 @@ class MessagesAccumulator:
                 if block.kind == "text" and not block.closed and (block.held or block.tagged is not None):
                     self._flush_tagged(block, out)
                 sig = event.get("signature")  # seen on Kimi's (duplicate) stop of a thinking block
-                if isinstance(sig, str) and sig and block.kind == "thinking" and not block.signature:
-                    block.signature = [sig]
-                    out.signature = sig
+                if block.kind == "thinking":
+                    if isinstance(sig, str) and sig and not block.signature:
+                        block.signature = [sig]
+                        out.signature = sig
+                    if not block.parts and not block.closed:
+                        out.reasoning = ""  # a thinking block with no text still says it was there
                 block.closed = True  # a second stop for a closed index is tolerated
         elif kind == "message_start":
             msg = event.get("message") or {}
@@ -247,9 +255,12 @@ class MessagesAccumulator:
                 block.parts.append(cb["text"])
                 out.content = cb["text"]
         elif kind == "thinking":
-            out.reasoning = cb.get("thinking") or ""
-            if out.reasoning:
-                block.parts.append(out.reasoning)
+            # An empty start adds nothing to show: an empty block is reported at its stop instead,
+            # so a stream sends no chunk for it before the first real thinking text.
+            text = cb.get("thinking")
+            if text:
+                block.parts.append(text)
+                out.reasoning = text
             if cb.get("signature"):
                 block.signature = [cb["signature"]]
                 out.signature = cb["signature"]

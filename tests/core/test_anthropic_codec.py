@@ -148,7 +148,9 @@ def _events() -> list[dict]:
 def test_stream_accumulates_to_the_neutral_completion() -> None:
     acc = MessagesAccumulator()
     deltas = [acc.feed(e) for e in _events()]
-    assert [d.reasoning for d in deltas if d.reasoning is not None] == ["", "Hmm"]
+    # the empty block start adds no delta: the first thing shown is the first thinking text
+    assert [d.reasoning for d in deltas if d.reasoning is not None] == ["Hmm"]
+    assert deltas[1].reasoning is None
     assert [d.signature for d in deltas if d.signature] == ["abc"]
     assert deltas[10].tool_calls[0].index == 0 and deltas[9].tool_calls[0].id == "t1"
     done = acc.result()
@@ -158,6 +160,37 @@ def test_stream_accumulates_to_the_neutral_completion() -> None:
     assert [(c.id, c.name, json.loads(c.arguments)) for c in done.tool_calls] == [("t1", "f", {"a": 1})]
     u = done.usage
     assert (u.input_tokens, u.cache_read, u.cache_creation, u.output_tokens, u.total_tokens) == (42, 40, 2, 9, 51)
+
+
+def test_an_empty_thinking_block_is_reported_once_at_its_stop() -> None:
+    """A thinking block with no text still tells the stream it was there (reasoning ``""``),
+    as ``parse_message`` does, but only when it ends, not as an empty delta at its start."""
+    acc = MessagesAccumulator()
+    events = [
+        {"type": "message_start", "message": {"id": "msg_e", "model": "k3"}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "s"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "ok"}},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}},
+    ]
+    deltas = [acc.feed(e) for e in events]
+    assert [(i, d.reasoning) for i, d in enumerate(deltas) if d.reasoning is not None] == [(3, "")]
+    assert acc.result().reasoning_content == "" and acc.result().thinking_blocks == [
+        {"type": "thinking", "thinking": "", "signature": "s"}]
+    whole = parse_message({"id": "msg_e", "type": "message", "model": "k3", "stop_reason": "end_turn",
+                           "content": [{"type": "thinking", "thinking": "", "signature": "s"},
+                                       {"type": "text", "text": "ok"}]})
+    assert whole.reasoning_content == "" and whole.thinking_blocks == acc.result().thinking_blocks
+    # text given in the start itself is shown at once
+    acc = MessagesAccumulator()
+    start = acc.feed({"type": "content_block_start", "index": 0,
+                      "content_block": {"type": "thinking", "thinking": "pre"}})
+    assert start.reasoning == "pre"
+    assert acc.feed({"type": "content_block_stop", "index": 0}).reasoning is None
 
 
 def test_unsigned_thinking_and_stop_reasons() -> None:

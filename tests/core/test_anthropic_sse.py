@@ -113,3 +113,29 @@ def test_events_without_blank_lines_between_them_are_still_separate(
         return [ev async for ev in aiter_message_events(gen())]
 
     assert asyncio.run(collect()) == EVENTS
+
+
+@pytest.mark.parametrize("blank_lines", [True, False])
+def test_each_event_is_given_out_before_the_next_read(blank_lines: bool) -> None:
+    """An event is decoded as soon as its own bytes arrived: a real stream's token must not wait
+    for the server's next write (the delimiter fix once held every event back by one read)."""
+    data = _stream(space=False)
+    if not blank_lines:
+        data = data.replace(b"\n\n", b"\n")
+    frames = [f + b"\n" for f in data.split(b"\n") if f]  # one network read per line
+    if blank_lines:
+        frames = [f + b"\n" if f.startswith(b"data:") else f for f in frames]
+    reads = 0
+
+    def source():  # type: ignore[no-untyped-def]
+        nonlocal reads
+        for f in frames:
+            reads += 1
+            yield f
+
+    seen_at = [reads for _ in iter_message_events(source())]
+    # with blank lines an event is out on the read of its data line; without them, a new
+    # ``event:`` line is what ends it, so it is out on the next read
+    data_reads = [i + 1 for i, f in enumerate(frames) if f.startswith(b"data:") and b'"ping"' not in f]
+    assert seen_at == data_reads[: len(EVENTS)] if blank_lines else seen_at == [
+        r + 1 for r in data_reads[: len(EVENTS)]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -82,3 +84,76 @@ def test_sent_secrets_are_read_lazily_and_equal_the_eager_ones(headers: dict[str
 def test_lowered_ids_match_the_general_lookup(headers: dict[str, str]) -> None:
     assert lowered_response_ids(headers) == response_ids(headers)
     assert lowered_response_ids(headers) == response_ids(httpx.Headers(headers))
+
+
+# --------------------------------------------------------------------------- tokens arrive at once
+
+_OPENAI_FIRST = [b'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,'
+                 b'"delta":{"role":"assistant","content":"first"}}]}\n\n']
+_OPENAI_REST = [b'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,'
+                b'"delta":{},"finish_reason":"stop"}]}\n\n', b"data: [DONE]\n\n"]
+_MESSAGES_FIRST = [
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"m1","model":"k3",'
+    b'"usage":{"input_tokens":3,"output_tokens":0}}}\n\n',
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n',
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"thinking_delta","thinking":"first"}}\n\n',
+]
+_MESSAGES_REST = [
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+    b'"usage":{"output_tokens":1}}\n\n',
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_the_first_token_is_given_out_before_the_server_writes_again(protocol: str, mode: str) -> None:
+    """Over a real socket, each event is one chunked write; the server sends nothing more until
+    the caller has the first token. A decoder that waits for the next read would stall here."""
+    import threading
+
+    from _hostile import HostileServer, head
+
+    from kimi_coder_auth.routing import ChatCall
+
+    first, rest = (_OPENAI_FIRST, _OPENAI_REST) if protocol == "openai" else (_MESSAGES_FIRST, _MESSAGES_REST)
+    got_first = threading.Event()
+    waited: list[bool] = []
+
+    def frame(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    def handler(conn, request) -> None:  # type: ignore[no-untyped-def]
+        conn.sendall(head(200, {"Content-Type": "text/event-stream", "Transfer-Encoding": "chunked",
+                                "Connection": "close"}))
+        for data in first:
+            conn.sendall(frame(data))
+        waited.append(got_first.wait(5.0))  # False: the caller never saw the token we sent
+        for data in rest:
+            conn.sendall(frame(data))
+        conn.sendall(b"0\r\n\r\n")
+
+    with HostileServer(handler) as srv:
+        t = Transport(credential=StaticCredential(TOKEN), base_url=srv.base_url, timeout=10.0)
+        call = ChatCall.prepare(t, "k3", [{"role": "user", "content": "hi"}], protocol=protocol, stream=True)
+        texts = []
+
+        def seen(delta) -> None:  # type: ignore[no-untyped-def]
+            text = delta.content or delta.reasoning
+            if text:
+                texts.append(text)
+                got_first.set()
+
+        if mode == "sync":
+            for delta in call.stream():
+                seen(delta)
+        else:
+            async def consume() -> None:
+                async for delta in call.astream():
+                    seen(delta)
+
+            asyncio.run(consume())
+    assert waited == [True] and texts == ["first"]

@@ -183,3 +183,34 @@ def test_the_messages_route_scrubs_the_sent_x_api_key_and_caps_events(token: str
     server = HostileServer(lambda conn, req: conn.sendall(sse_answer([endless], done=False)))
     with server as srv, pytest.raises(ResponseTooLargeError):
         list(make(srv.base_url, max_event_bytes=100_000).stream_messages({"model": "k", "messages": []}))
+
+
+def test_a_cookie_set_for_one_login_never_rides_on_another_request() -> None:
+    """The pooled clients serve every credential in the process, so they keep no cookies: a
+    ``Set-Cookie`` in an answer to one login comes back only on that login's requests, sync or
+    async."""
+    import asyncio
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        body = json.dumps({"id": "c1", "object": "chat.completion", "choices": [{
+            "index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}).encode()
+        conn.sendall(head(200, {"Content-Type": "application/json", "Content-Length": str(len(body)),
+                                "Set-Cookie": f"session={request.headers['authorization'][-4:]}; Path=/",
+                                "Connection": "close"}) + body)
+
+    with HostileServer(handler) as srv:
+        alice = Transport(credential=StaticCredential("sk-kimi-alice-0001"), base_url=srv.base_url)
+        bob = Transport(credential=StaticCredential("sk-kimi-bob-0002"), base_url=srv.base_url)
+        alice.chat(BODY)
+        bob.chat(BODY)
+        alice.chat(BODY)
+
+        async def both() -> None:
+            await alice.achat(BODY)
+            await bob.achat(BODY)
+
+        asyncio.run(both())
+    assert len(srv.requests) == 5
+    assert [(r.headers["authorization"][-4:], r.headers.get("cookie")) for r in srv.requests] == [
+        ("0001", None), ("0002", None), ("0001", "session=0001"), ("0001", "session=0001"),
+        ("0002", "session=0002")]

@@ -228,20 +228,18 @@ def test_the_header_cache_does_not_keep_clients_alive() -> None:
     assert gone() is None and len(t._base_headers) == 0
 
 
-def test_cookies_set_by_the_server_are_sent_back(emu: Emulator, fake_clock: FakeClock,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sticky load-balancer cookie on a 429 must come back on the retry (httpx's own behaviour,
-    kept although requests are built without ``client.build_request`` on the fast path)."""
-    client = http_pool._new_sync_client(http_pool._ssl_context())
-    monkeypatch.setattr(http_pool, "_sync_client", client)  # a private cookie jar
-    try:
-        emu.inject("chat", status=429, headers={"Retry-After": "0", "Set-Cookie": "lb=node-7; Path=/"})
-        assert make(emu).chat(BODY).data["choices"]
-        first, second = emu.requests_to("/chat/completions")[-2:]
-        assert "cookie" not in first.headers
-        assert second.headers["cookie"] == "lb=node-7"
-    finally:
-        client.close()
+def test_cookies_set_by_the_server_are_sent_back(emu: Emulator, fake_clock: FakeClock) -> None:
+    """A sticky load-balancer cookie on a 429 must come back on the retry and on the transport's
+    later requests, as httpx's own jar would do (the pooled client keeps none: it is shared)."""
+    emu.inject("chat", status=429, headers={"Retry-After": "0", "Set-Cookie": "lb=node-7; Path=/"})
+    t = make(emu)
+    assert t.chat(BODY).data["choices"]
+    first, second = emu.requests_to("/chat/completions")[-2:]
+    assert "cookie" not in first.headers
+    assert second.headers["cookie"] == "lb=node-7"
+    t.chat(BODY)
+    assert emu.requests_to("/chat/completions")[-1].headers["cookie"] == "lb=node-7"
+    assert not http_pool._get_sync_client().cookies
 
 
 def test_constructor_is_cheap_and_does_no_io() -> None:
