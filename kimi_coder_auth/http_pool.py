@@ -58,9 +58,9 @@ class _NoCookies(httpx.Cookies):
     """A cookie jar that keeps nothing.
 
     One pooled client serves every credential and base URL in the process, so a cookie set in
-    answer to one login must never ride on another login's request. The Coding API
-    authenticates every request with its token, and Kimi Code's `fetch` keeps no cookies either.
-    Skipping httpx's per-response cookie parsing also saves ~20 us a request.
+    answer to one login must never ride on another login's request: each `Transport` keeps its
+    own (``request_building.CachedRequestBuilder._keep_cookies``). Skipping httpx's per-response
+    cookie parsing also saves ~20 us a request.
     """
 
     def __init__(self) -> None:
