@@ -203,9 +203,14 @@ def build_chat_model(args: argparse.Namespace) -> Any:
     """A ChatKimiCoder from the command-line options (only options the user set are passed)."""
     from langchain_kimi_coder import ChatKimiCoder
 
+    region = getattr(args, "region", None)
+    if region is not None:
+        from kimi_coder_auth.region import resolve_endpoint
+
+        resolve_endpoint(region, via="--region")  # an unknown region names the flag, not region=
     kwargs: dict[str, Any] = {}
     for opt in ("model", "base_url", "api_key", "credentials", "thinking", "effort", "max_tokens",
-                "user_agent", "timeout", "protocol", "preserve_thinking"):
+                "user_agent", "timeout", "protocol", "preserve_thinking", "region"):
         value = getattr(args, opt, None)
         if opt == "credentials" and value == "auto":
             value = None

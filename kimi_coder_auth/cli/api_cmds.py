@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from .. import clock
 from ..usage import PlanUsage, UsageWindow, get_usage, parse_usages
-from ._options import add_credentials_option, credentials_pin
+from ._options import add_credentials_option, add_region_option, credentials_pin
 
 __all__ = ["cmd_models", "cmd_usage", "format_models", "format_usage", "register"]
 
@@ -36,6 +36,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "(prefer KIMI_CODER_API_KEY: command lines are visible to other users)",
     )
     add_credentials_option(p)
+    add_region_option(p)
     p.add_argument(
         "--user-agent",
         default=None,
@@ -66,11 +67,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _transport(args: argparse.Namespace) -> Any:
+    from ..region import resolve_endpoint
     from ..sources import resolve_credential
     from ..transport import Transport
 
-    credential = resolve_credential(api_key=args.api_key, credentials=credentials_pin(args.credentials))
-    return Transport(credential=credential, base_url=args.base_url, user_agent=args.user_agent)
+    region, base_url = args.region, args.base_url
+    credential = resolve_credential(api_key=args.api_key, credentials=credentials_pin(args.credentials),
+                                    region=region, base_url=base_url, via="--region")
+    if region is not None and base_url is None:  # the region's API host (unless the env sets one)
+        base_url = resolve_endpoint(region, via="--region").base_url
+    return Transport(credential=credential, base_url=base_url, user_agent=args.user_agent)
 
 
 # --------------------------------------------------------------------------- tables

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from .. import clock
 from ..device import STORE_NAMES, DeviceProgress, DevicePrompt, resolve_store
 from ..errors import CredentialError, RegionError
-from ._options import add_credentials_option
+from ._options import REGION_HELP, add_credentials_option
 
 __all__ = ["cmd_login", "cmd_logout", "cmd_status", "register"]
 
@@ -29,11 +29,6 @@ _STORE_HELP = {
     "kimi-code": "Kimi Code's file ($KIMI_CODE_HOME/credentials/<slot>.json, default ~/.kimi-code; "
     "one slot per host)",
 }
-_REGION_HELP = (
-    "mainland-cn (alias cn; auth.kimi.com) or global (alias intl; auth.kimi.ai, for kimi.ai "
-    "subscribers); default: $KIMI_CODER_REGION, else the OAuth host variables, else Kimi Code's "
-    "config.toml / region file, else mainland-cn"
-)
 _STORE_DEFAULT = " (default: kimi-cli for the default host, else kimi-code)"
 _SOURCE_LABEL = {
     "explicit": "api_key argument (static key)",
@@ -59,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         + "; ".join(f"{k}: {v}" for k, v in _STORE_HELP.items())
         + _STORE_DEFAULT,
     )
-    p.add_argument("--region", default=None, metavar="REGION", help=_REGION_HELP)
+    p.add_argument("--region", default=None, metavar="REGION", help=REGION_HELP)
     p.add_argument(
         "--no-browser", action="store_true", help="only print the URL; do not open a browser"
     )
@@ -80,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--store", choices=STORE_NAMES, default=None, help="which login to remove" + _STORE_DEFAULT
     )
-    p.add_argument("--region", default=None, metavar="REGION", help=_REGION_HELP)
+    p.add_argument("--region", default=None, metavar="REGION", help=REGION_HELP)
     p.set_defaults(handler=cmd_logout)
 
     p = sub.add_parser(
@@ -90,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "it refreshes. Exit status 1 when no usable credentials are found.",
     )
     add_credentials_option(p)
-    p.add_argument("--region", default=None, metavar="REGION", help=_REGION_HELP)
+    p.add_argument("--region", default=None, metavar="REGION", help=REGION_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_status)
 

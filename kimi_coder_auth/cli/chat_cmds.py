@@ -11,7 +11,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from ._options import add_credentials_option
+from ._options import add_credentials_option, add_region_option
 
 __all__ = ["register"]
 
@@ -76,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chat.add_argument("--api-key", help="a Kimi Code API key (default: your login; prefer the "
                       "KIMI_CODER_API_KEY env var, since arguments are visible to other local users)")
     add_credentials_option(chat)
+    add_region_option(chat)
     chat.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
                       help="turn the model's reasoning on or off (default: the model's default)")
     chat.add_argument("--effort", help="reasoning effort, for models that list efforts (e.g. low, high)")

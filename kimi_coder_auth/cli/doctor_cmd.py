@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from ._options import add_region_option
+
 __all__ = ["register", "run_doctor"]
 
 _TOOL = {
@@ -46,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="Coding API base URL (default: $KIMI_CODE_BASE_URL or https://api.kimi.com/coding/v1)")
     p.add_argument("--credentials", choices=("env", "kimi-cli", "kimi-code"), default=None,
                    help="check only this credential source")
+    add_region_option(p)
     p.add_argument("--user-agent", default=None, metavar="UA",
                    help="User-Agent to send (default: $KIMI_CODER_USER_AGENT or kimi-coder's own)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
@@ -146,8 +149,13 @@ def collect(args: argparse.Namespace) -> dict[str, Any]:
     """Gather the report (network calls happen here)."""
     from ..client import KimiClient
 
+    region = getattr(args, "region", None)
+    if region is not None:
+        from ..region import resolve_endpoint
+
+        resolve_endpoint(region, via="--region")  # an unknown region names the flag, not region=
     client = KimiClient(credentials=args.credentials, base_url=args.base_url, user_agent=args.user_agent,
-                        timeout=args.timeout, max_retries=0)
+                        timeout=args.timeout, max_retries=0, region=region)
     transport = client.transport
     status = transport.credential.describe()
     report: dict[str, Any] = {

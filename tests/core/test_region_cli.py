@@ -267,3 +267,28 @@ def test_emulator_prints_lines_that_keep_real_logins_safe(isolated_home: Path) -
             import shutil
 
             shutil.rmtree(Path(exports["KIMI_SHARE_DIR"]).parent, ignore_errors=True)
+
+
+def test_models_usage_doctor_and_chat_take_region(isolated_home: Path) -> None:
+    """`--region` on the API commands picks the region's login slot and API host, as `region=`
+    does in Python; a bad value is an error that names the flag (no network is needed)."""
+    from kimi_coder_auth.cli import build_parser
+    from kimi_coder_auth.cli.api_cmds import _transport
+    from langchain_kimi_coder.chat_cli import build_chat_model
+
+    write_kimi_code_login(isolated_home, GLOBAL_SLOT, "AT-g", "RT-g", int(time.time()) + 900)
+    parser = build_parser()
+    for command in ("models", "usage"):
+        t = _transport(parser.parse_args([command, "--region", "global"]))
+        assert t.base_url == "https://api.kimi.ai/coding/v1"
+        status = t.credential.describe()
+        assert status.source == "kimi-code" and GLOBAL_SLOT in str(status.location)
+        t = _transport(parser.parse_args([command]))  # the default region: the other slot (empty)
+        assert t.base_url == "https://api.kimi.com/coding/v1" and t.credential.describe().source == "none"
+    model = build_chat_model(parser.parse_args(["chat", "--region", "intl", "hi"]))
+    assert model.region == "intl" and model._get_transport().base_url == "https://api.kimi.ai/coding/v1"
+    for argv in (["models", "--region", "moon"], ["usage", "--region", "moon"],
+                 ["doctor", "--region", "moon"], ["chat", "--region", "moon", "hi"]):
+        proc = run(*argv)
+        assert proc.returncode != 0 and "--region" in proc.stderr and "region=" not in proc.stderr, argv
+        assert "global" in proc.stderr and "Traceback" not in proc.stderr, argv
