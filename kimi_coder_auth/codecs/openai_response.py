@@ -175,7 +175,7 @@ class StreamAccumulator:
                         out.reasoning_details = rd
                         if self._details is None:
                             self._details = {}
-                        merge_reasoning_details(self._details, rd)
+                        _fold_reasoning_details(self._details, rd)
                     c = delta.get("content")
                     if c is not None:
                         if type(c) is not str and not isinstance(c, str):
@@ -256,7 +256,7 @@ class StreamAccumulator:
         """``reasoning_details`` merged so far, ordered by index, in replay form (no ``index``)."""
         if self._details is None:
             return None
-        return [dict(self._details[i]) for i in sorted(self._details)]
+        return [_joined(self._details[i]) for i in sorted(self._details)]
 
     @property
     def content(self) -> str:
@@ -305,12 +305,14 @@ class StreamAccumulator:
 _DETAIL_TEXT_KEYS = frozenset(("summary", "text", "encrypted", "data"))
 
 
-def merge_reasoning_details(
-    merged: dict[int, dict[str, Any]], entries: Sequence[Any]
-) -> None:
-    """Fold streamed ``reasoning_details`` entries into ``merged`` by their ``index`` (summary
-    and encrypted text concatenated); the ``index`` itself is dropped, as the service rejects a
-    replay that carries it. Entries without an index start a new one."""
+class _Parts(list):  # type: ignore[type-arg]
+    """The streamed fragments of one text field, joined when read (not one copy per fragment)."""
+
+    __slots__ = ()
+
+
+def _fold_reasoning_details(merged: dict[int, dict[str, Any]], entries: Sequence[Any]) -> None:
+    """`merge_reasoning_details`, keeping each text field's fragments in a `_Parts` list."""
     for entry in entries:
         if not isinstance(entry, Mapping):
             continue
@@ -324,10 +326,38 @@ def merge_reasoning_details(
             if key == "index" or value is None:
                 continue
             old = state.get(key)
-            if key in _DETAIL_TEXT_KEYS and isinstance(old, str) and isinstance(value, str):
-                state[key] = old + value
-            elif old is None:
-                state[key] = value
+            if old is None:
+                state[key] = _Parts((value,)) if key in _DETAIL_TEXT_KEYS and isinstance(value, str) else value
+            elif key in _DETAIL_TEXT_KEYS and isinstance(value, str):
+                if type(old) is _Parts:
+                    old.append(value)
+                elif isinstance(old, str):
+                    state[key] = _Parts((old, value))
+
+
+def _joined(state: dict[str, Any]) -> dict[str, Any]:
+    """One merged entry with its text fields joined; the fragments collapse to the joined text,
+    so reading the entries after every chunk stays linear in what arrived since."""
+    out = {}
+    for key, value in state.items():
+        if type(value) is _Parts:
+            text = "".join(value)
+            if len(value) > 1:
+                value[:] = (text,)
+            value = text
+        out[key] = value
+    return out
+
+
+def merge_reasoning_details(
+    merged: dict[int, dict[str, Any]], entries: Sequence[Any]
+) -> None:
+    """Fold streamed ``reasoning_details`` entries into ``merged`` by their ``index`` (summary
+    and encrypted text concatenated); the ``index`` itself is dropped, as the service rejects a
+    replay that carries it. Entries without an index start a new one."""
+    _fold_reasoning_details(merged, entries)
+    for idx, state in merged.items():
+        merged[idx] = _joined(state)
 
 
 def replay_reasoning_details(details: Any) -> list[dict[str, Any]] | None:
