@@ -248,6 +248,13 @@ def error_from_response(
         return BadRequestError(message, **common)
     if status == 401:
         where = f" (credentials: {_SOURCE_LABELS.get(source, source)})" if source else ""
+        if source and source.startswith("env:KIMI_WEB_"):  # a side service's own key
+            var = source[4:]
+            return AuthenticationError(
+                f"The Kimi Coding API rejected the token{where}: {message}",
+                hint=f"Check {var} (this service's own key), or unset it to use your login.",
+                **common,
+            )
         return AuthenticationError(f"The Kimi Coding API rejected the token{where}: {message}", **common)
     if status == 402:
         return QuotaExceededError(

@@ -5,8 +5,10 @@ Shapes as Kimi Code uses them: ``POST {base}/search`` with ``{"text_query": ...}
 ``Accept: text/markdown`` answers the extracted page text; ``POST {base}/files`` (multipart,
 ``purpose=video``, one ``video/*`` file) answers ``{"id": ...}``, used as ``ms://<id>``. All go
 through the chat :class:`~kimi_coder_auth.transport.Transport` (same credential, identity,
-retries and typed errors). ``KIMI_WEB_SEARCH_BASE_URL`` / ``KIMI_WEB_FETCH_BASE_URL`` override
-the full service URL as in Kimi Code.
+retries and typed errors). As in Kimi Code, ``KIMI_WEB_SEARCH_BASE_URL`` /
+``KIMI_WEB_FETCH_BASE_URL`` override the full service URL, and ``KIMI_WEB_SEARCH_API_KEY`` /
+``KIMI_WEB_FETCH_API_KEY`` give that service its own key (sent instead of the login's token,
+with the same settings, read on each call).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 __all__ = [
+    "ENV_FETCH_KEY",
     "ENV_FETCH_URL",
+    "ENV_SEARCH_KEY",
     "ENV_SEARCH_URL",
     "KimiServices",
     "SearchResult",
@@ -36,6 +40,8 @@ __all__ = [
 
 ENV_SEARCH_URL = "KIMI_WEB_SEARCH_BASE_URL"
 ENV_FETCH_URL = "KIMI_WEB_FETCH_BASE_URL"
+ENV_SEARCH_KEY = "KIMI_WEB_SEARCH_API_KEY"
+ENV_FETCH_KEY = "KIMI_WEB_FETCH_API_KEY"
 
 _RESULT_FIELDS = ("site_name", "title", "url", "snippet", "content", "date", "icon", "mime")
 
@@ -152,10 +158,25 @@ def _check_text(value: Any, name: str, call: str) -> str:
 class KimiServices:
     """Typed calls to the plan's side services over one :class:`Transport` (sync and async)."""
 
-    __slots__ = ("transport",)
+    __slots__ = ("_own_keys", "transport")
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        self._own_keys: dict[str, tuple[str, Transport]] = {}  # variable -> (its key, transport)
+
+    def _for(self, env_key: str) -> Transport:
+        """The transport for a service: the login's, or one over the service's own key."""
+        key = os.environ.get(env_key, "").strip()
+        if not key:
+            return self.transport
+        held = self._own_keys.get(env_key)
+        if held is not None and held[0] == key:
+            return held[1]
+        from .sources import StaticCredential
+
+        own = self.transport.with_credential(StaticCredential(key, source=f"env:{env_key}"))
+        self._own_keys[env_key] = (key, own)
+        return own
 
     @classmethod
     def create(cls, *, api_key: str | None = None, base_url: str | None = None,
@@ -171,7 +192,7 @@ class KimiServices:
     def web_search(self, query: str) -> list[SearchResult]:
         """``POST /search``: the plan's web search for ``query``."""
         q = _check_text(query, "query", "web_search")
-        response = self.transport.request(
+        response = self._for(ENV_SEARCH_KEY).request(
             "POST", _service_path(ENV_SEARCH_URL, "/search"), json_body={"text_query": q}
         )
         return _parse_search(response)
@@ -179,7 +200,7 @@ class KimiServices:
     async def aweb_search(self, query: str) -> list[SearchResult]:
         """Async `web_search`."""
         q = _check_text(query, "query", "web_search")
-        response = await self.transport.arequest(
+        response = await self._for(ENV_SEARCH_KEY).arequest(
             "POST", _service_path(ENV_SEARCH_URL, "/search"), json_body={"text_query": q}
         )
         return _parse_search(response)
@@ -189,7 +210,7 @@ class KimiServices:
     def fetch_url(self, url: str) -> str:
         """``POST /fetch``: the page at ``url`` as extracted text (markdown)."""
         u = _check_text(url, "url", "fetch_url")
-        response = self.transport.request(
+        response = self._for(ENV_FETCH_KEY).request(
             "POST", _service_path(ENV_FETCH_URL, "/fetch"), json_body={"url": u},
             headers={"Accept": "text/markdown"},
         )
@@ -198,7 +219,7 @@ class KimiServices:
     async def afetch_url(self, url: str) -> str:
         """Async `fetch_url`."""
         u = _check_text(url, "url", "fetch_url")
-        response = await self.transport.arequest(
+        response = await self._for(ENV_FETCH_KEY).arequest(
             "POST", _service_path(ENV_FETCH_URL, "/fetch"), json_body={"url": u},
             headers={"Accept": "text/markdown"},
         )

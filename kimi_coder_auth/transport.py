@@ -25,6 +25,7 @@ never are.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import weakref
@@ -166,6 +167,20 @@ class Transport(CachedRequestBuilder, TransportEndpoints):
         self._base_headers: weakref.WeakKeyDictionary[
             Any, dict[tuple[Any, ...], list[tuple[bytes, bytes]] | bool]
         ] = weakref.WeakKeyDictionary()
+
+    def with_credential(self, credential: Credential) -> Transport:
+        """This transport's settings over another credential (a side service's own key), with
+        its own auth, cookies, quota gate and caches: nothing of this login's state is shared."""
+        other = copy.copy(self)
+        other.credential = credential
+        other._auth = KimiAuth(credential)
+        other._key_auth = KimiAuth(credential, header="x-api-key")
+        other._cookies = None
+        other._quota_gate = None
+        other._headers = dict(self._headers)
+        other._urls = {}
+        other._base_headers = weakref.WeakKeyDictionary()
+        return other
 
     def __repr__(self) -> str:
         src = getattr(self.credential, "source", "?")

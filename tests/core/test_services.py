@@ -88,3 +88,34 @@ def test_search_url_env_override(emu: Emulator, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("KIMI_WEB_SEARCH_BASE_URL", emu.base_url + "/search/")
     svc = KimiServices.create(api_key=KEY, base_url="http://127.0.0.1:9/unused", max_retries=0)
     assert svc.web_search("q")[0].title == "q - overview"
+
+
+def test_a_service_key_from_the_environment_is_sent_instead_of_the_login(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kimi Code's KIMI_WEB_SEARCH_API_KEY / KIMI_WEB_FETCH_API_KEY: that service gets its own
+    key, with the login's settings; chat, the other service and errors keep theirs."""
+    import asyncio
+
+    search_key, fetch_key = "sk-web-search-own-0001", "sk-web-fetch-own-0002"
+    with Emulator(api_keys=[KEY, search_key, fetch_key]) as emu:
+        svc = KimiServices.create(api_key=KEY, base_url=emu.base_url, max_retries=0,
+                                  user_agent="kimi-coder-test/1")
+        monkeypatch.setenv("KIMI_WEB_SEARCH_API_KEY", search_key)
+        svc.web_search("a")
+        svc.fetch_url("https://example.org/page")  # no fetch key yet: the login's
+        monkeypatch.setenv("KIMI_WEB_FETCH_API_KEY", f"  {fetch_key} ")
+        asyncio.run(svc.afetch_url("https://example.org/page"))
+        svc.transport.list_models()
+        monkeypatch.setenv("KIMI_WEB_SEARCH_API_KEY", "sk-web-search-wrong-0003")  # read per call
+        with pytest.raises(APIError) as info:
+            svc.web_search("b")
+        monkeypatch.delenv("KIMI_WEB_SEARCH_API_KEY")
+        svc.web_search("c")
+        sent = [(r.path.rsplit("/", 1)[-1], r.headers["authorization"][-4:], r.headers["user-agent"])
+                for r in emu.requests if r.path.rsplit("/", 1)[-1] in ("search", "fetch", "models")]
+    assert sent == [("search", "0001", "kimi-coder-test/1"), ("fetch", "test", "kimi-coder-test/1"),
+                    ("fetch", "0002", "kimi-coder-test/1"), ("models", "test", "kimi-coder-test/1"),
+                    ("search", "0003", "kimi-coder-test/1"), ("search", "test", "kimi-coder-test/1")]
+    assert info.value.status == 401 and "sk-web-search-wrong-0003" not in str(info.value)
+    assert "Check KIMI_WEB_SEARCH_API_KEY" in str(info.value) and "kimi-coder login" not in str(info.value)
