@@ -19,10 +19,24 @@ _CLEARED_ENV = (
     "KIMI_DISABLE_OAUTH_LOCK",
     "KIMI_CODER_LIVE",
     "KIMI_CODER_PROTOCOL",
+    "KIMI_CODER_REGION",
+    "KIMI_WEB_SEARCH_API_KEY",
+    "KIMI_WEB_FETCH_API_KEY",
+    "KIMI_WEB_SEARCH_BASE_URL",
+    "KIMI_WEB_FETCH_BASE_URL",
     "OPENAI_API_KEY",
     "LANGSMITH_API_KEY",
     "LANGCHAIN_API_KEY",
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _close_pooled_clients() -> Iterator[None]:
+    """Close the process-wide sync client at the end, so no pooled socket outlives the run."""
+    yield
+    from kimi_coder_auth.http_pool import close_clients
+
+    close_clients()
 
 
 @pytest.fixture(autouse=True)
