@@ -54,6 +54,9 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     from kimi_coder_auth.routing import forget_switches
 
     forget_switches()  # an auto switch is per process; tests must not inherit another's
+    from kimi_coder_auth.transport_endpoints import _models_cache
+
+    _models_cache.clear()  # per credential + base URL: an emulator may get a port used before
 
 
 def _is_loopback(address: object) -> bool:
